@@ -1,0 +1,235 @@
+"""Built-in verifiable tasks, generated deterministically from a seed.
+
+Every task turns a seed into rows ``{"prompt", "answer", "task", "split", "id", ...meta}``.
+Prompts are plain text (no chat template), e.g. ``"37+48="``; the answer is the exact string the
+model should emit after the prompt, e.g. ``"85"``, followed by the tokenizer's eos token.
+A completion is correct when, with everything from the first eos (or newline) on removed and
+surrounding whitespace stripped, it equals ``answer`` (see :func:`is_correct`).
+
+Train and test splits are disjoint by construction: a problem belongs to the test split when a
+SHA-256 hash of ``"<task>:<prompt>"`` falls in the task's test fraction, so the split of a problem
+never depends on the seed, the row count or the machine. Sampling uses ``random.Random`` seeded
+with a string, which is the same on every platform and Python version >= 3.2.
+
+    >>> rows = make_rows("add2", "train", 4, seed=0)
+    >>> sorted(rows[0])
+    ['a', 'answer', 'b', 'id', 'prompt', 'split', 'task']
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+__all__ = [
+    "TASKS",
+    "DEFAULT_TASK",
+    "SPLITS",
+    "Task",
+    "make_rows",
+    "write_jsonl",
+    "read_jsonl",
+    "split_of",
+    "is_correct",
+    "extract_answer",
+    "get_task",
+]
+
+SPLITS = ("train", "test")
+DEFAULT_TASK = "add2"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task family.
+
+    ``sample(rng)`` draws a problem ``(prompt, answer, meta)``; ``enumerate()`` (optional) lists
+    every problem when the space is small enough to list, which lets ``make_rows`` draw without
+    replacement from the exact split pool.
+    """
+
+    name: str
+    description: str
+    sample: Callable[[random.Random], tuple[str, str, dict]]
+    enumerate: Callable[[], Iterable[tuple[str, str, dict]]] | None = None
+    test_fraction: float = 0.2
+    max_answer_chars: int = 8
+
+
+# --------------------------------------------------------------------------- task definitions
+
+
+def _binop(sym: str, fn: Callable[[int, int], int], lo_a: int, hi_a: int, lo_b: int, hi_b: int):
+    def make(a: int, b: int) -> tuple[str, str, dict]:
+        return f"{a}{sym}{b}=", str(fn(a, b)), {"a": a, "b": b}
+
+    def sample(rng: random.Random):
+        return make(rng.randint(lo_a, hi_a), rng.randint(lo_b, hi_b))
+
+    def enum():
+        for a in range(lo_a, hi_a + 1):
+            for b in range(lo_b, hi_b + 1):
+                yield make(a, b)
+
+    small = (hi_a - lo_a + 1) * (hi_b - lo_b + 1) <= 200_000
+    return sample, (enum if small else None)
+
+
+def _digits_task(kind: str, length: int):
+    def make(s: str) -> tuple[str, str, dict]:
+        if kind == "rev":
+            out = s[::-1]
+        elif kind == "sort":
+            out = "".join(sorted(s))
+        else:  # pragma: no cover
+            raise ValueError(kind)
+        return f"{kind} {s}=", out, {"digits": s}
+
+    def sample(rng: random.Random):
+        return make("".join(rng.choice("0123456789") for _ in range(length)))
+
+    def enum():
+        for i in range(10**length):
+            yield make(str(i).zfill(length))
+
+    return sample, (enum if 10**length <= 200_000 else None)
+
+
+def _register(tasks: dict, name: str, description: str, pair, **kw) -> None:
+    sample, enum = pair
+    tasks[name] = Task(name=name, description=description, sample=sample, enumerate=enum, **kw)
+
+
+TASKS: dict[str, Task] = {}
+_register(TASKS, "add1", "a+b= with a, b in 0..9 (sanity task, 100 problems)",
+          _binop("+", lambda a, b: a + b, 0, 9, 0, 9), max_answer_chars=2)
+_register(TASKS, "add2", "a+b= with a, b in 0..99 (10,000 problems; answer 1-3 digits)",
+          _binop("+", lambda a, b: a + b, 0, 99, 0, 99), max_answer_chars=3)
+_register(TASKS, "add3", "a+b= with a, b in 0..999 (answer 1-4 digits)",
+          _binop("+", lambda a, b: a + b, 0, 999, 0, 999), max_answer_chars=4)
+_register(TASKS, "sub2", "a-b= with a, b in 0..99 (answer may be negative)",
+          _binop("-", lambda a, b: a - b, 0, 99, 0, 99), max_answer_chars=3)
+_register(TASKS, "mul1", "a*b= with a in 0..99, b in 0..9 (answer 1-3 digits)",
+          _binop("*", lambda a, b: a * b, 0, 99, 0, 9), max_answer_chars=3)
+_register(TASKS, "rev4", "rev dddd= -> the 4 digits reversed", _digits_task("rev", 4),
+          max_answer_chars=4)
+_register(TASKS, "sort5", "sort ddddd= -> the 5 digits in ascending order", _digits_task("sort", 5),
+          max_answer_chars=5)
+
+
+def get_task(task: str) -> Task:
+    try:
+        return TASKS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}") from None
+
+
+# --------------------------------------------------------------------------- splits and rows
+
+
+def split_of(task: str, prompt: str) -> str:
+    """The split ("train" or "test") a problem belongs to; depends on task and prompt only."""
+    t = get_task(task)
+    h = int.from_bytes(hashlib.sha256(f"{task}:{prompt}".encode()).digest()[:8], "big")
+    return "test" if (h % 1_000_000) < round(t.test_fraction * 1_000_000) else "train"
+
+
+def _row(task: str, split: str, prompt: str, answer: str, meta: dict) -> dict:
+    row = {"prompt": prompt, "answer": answer, "task": task, "split": split,
+           "id": f"{task}:{prompt}"}
+    row.update(meta)
+    return row
+
+
+@functools.lru_cache(maxsize=16)
+def _pool(task: str, split: str) -> tuple:
+    t = get_task(task)
+    assert t.enumerate is not None
+    return tuple(p for p in t.enumerate() if split_of(task, p[0]) == split)
+
+
+def make_rows(task: str, split: str, n: int, seed: int = 0) -> list[dict]:
+    """``n`` rows of ``task`` from ``split`` ("train" or "test"), deterministic in ``seed``.
+
+    Rows are distinct while the split has enough distinct problems; when ``n`` exceeds the split's
+    size (small enumerable tasks) the split is repeated in a fresh shuffled order.
+    Keys: ``prompt``, ``answer`` (str), ``task``, ``split``, ``id`` (stable, unique per problem)
+    plus task meta columns (e.g. ``a``, ``b``).
+    """
+    t = get_task(task)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed: {list(SPLITS)}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(f"rltrain:{task}:{split}:{int(seed)}")
+    rows: list[dict] = []
+    if t.enumerate is not None:
+        pool = _pool(task, split)
+        if not pool:
+            raise ValueError(f"task {task!r} has no problems in split {split!r}")
+        while len(rows) < n:
+            order = list(range(len(pool)))
+            rng.shuffle(order)
+            for i in order[: n - len(rows)]:
+                prompt, answer, meta = pool[i]
+                rows.append(_row(task, split, prompt, answer, dict(meta)))
+        return rows
+    seen: set[str] = set()
+    misses = 0
+    while len(rows) < n:
+        prompt, answer, meta = t.sample(rng)
+        if split_of(task, prompt) != split:
+            continue
+        if prompt in seen and misses < 10_000:
+            misses += 1
+            continue
+        seen.add(prompt)
+        rows.append(_row(task, split, prompt, answer, meta))
+    return rows
+
+
+# --------------------------------------------------------------------------- scoring helpers
+
+
+def extract_answer(completion: str, eos_token: str | None = "<eos>") -> str:
+    """The answer part of a completion: text before the first eos token or newline, stripped."""
+    text = completion
+    if eos_token:
+        text = text.split(eos_token, 1)[0]
+    text = text.split("\n", 1)[0]
+    return text.strip()
+
+
+def is_correct(completion: str, answer: str, eos_token: str | None = "<eos>") -> bool:
+    """Exact match of :func:`extract_answer` with the reference answer."""
+    return extract_answer(completion, eos_token) == str(answer).strip()
+
+
+# --------------------------------------------------------------------------- jsonl io
+
+
+def write_jsonl(rows: Iterable[dict], path: str | os.PathLike) -> Path:
+    """Write rows as JSON lines (atomic: temp file then rename). Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def iter_tasks() -> Iterator[Task]:
+    return iter(TASKS.values())
