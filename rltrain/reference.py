@@ -1,0 +1,33 @@
+"""Reference: a frozen copy of the initial (or a named) policy that computes reference log-probs.
+
+Started only when the algorithm asks for `ref_logp` (KL regularisers, ReMix's convex KL).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rltrain.logprobs import response_logprobs
+
+
+class Reference:
+    def __init__(self, model_path: str, temperature: float, micro_batch_size: int, threads: int = 0) -> None:
+        from transformers import AutoModelForCausalLM
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device).eval()
+        self.temperature = temperature
+        self.micro_batch_size = micro_batch_size
+
+    @torch.no_grad()
+    def compute_logprobs(self, batch) -> torch.Tensor:
+        out = []
+        for start in range(0, len(batch), self.micro_batch_size):
+            mb = batch.index(torch.arange(start, min(start + self.micro_batch_size, len(batch))))
+            x = {k: mb.extra[k].to(self.device) for k in ("input_ids", "attention_mask", "resp_start")}
+            logp, _ = response_logprobs(self.model, x["input_ids"], x["attention_mask"], x["resp_start"],
+                                        mb.response_ids.to(self.device), self.temperature)
+            out.append(logp.cpu())
+        return torch.cat(out)

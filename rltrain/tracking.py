@@ -1,0 +1,68 @@
+"""Metrics to W&B, the console and `metrics.jsonl` in the run directory.
+
+W&B runs offline when no API key is configured (and says where the run is written); metric names
+follow verl-style namespaces: rollout/*, reward/*, actor/*, timing_s/*, perf/*, eval/*.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from rltrain.config import LoggingConfig
+
+CONSOLE_KEYS = [("rollout/reward_mean", "reward"), ("actor/entropy", "entropy"),
+                ("rollout/response_length_mean", "len"), ("actor/pg_loss", "loss"),
+                ("rollout/logprob_diff", "lpdiff"), ("timing_s/step", "step_s")]
+
+
+def _wandb_mode(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (Path.home() / ".netrc").exists()
+    return "online" if has_key else "offline"
+
+
+class Tracker:
+    def __init__(self, cfg: LoggingConfig, run_dir: Path, run_name: str, config: dict[str, Any],
+                 resume_id: str | None = None) -> None:
+        self.cfg = cfg
+        self.path = run_dir / "metrics.jsonl"
+        self.wandb_run = None
+        self.wandb_dir: str | None = None
+        if cfg.wandb and _wandb_mode(cfg.wandb_mode) != "disabled":
+            import wandb
+
+            mode = _wandb_mode(cfg.wandb_mode)
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self.wandb_run = wandb.init(project=cfg.wandb_project, name=run_name, config=config, mode=mode,
+                                        dir=str(run_dir), id=resume_id, resume="allow" if resume_id else None)
+            self.wandb_dir = str(Path(self.wandb_run.dir).parent)
+            if mode == "offline":
+                print(f"[rltrain] W&B offline (no API key): run written to {self.wandb_dir}; "
+                      f"upload later with `wandb sync {self.wandb_dir}`", flush=True)
+
+    @property
+    def wandb_id(self) -> str | None:
+        return self.wandb_run.id if self.wandb_run is not None else None
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None}
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}) + "\n")
+        if self.wandb_run is not None:
+            self.wandb_run.log(clean, step=step)
+        if self.cfg.console:
+            parts = [f"{short}={clean[k]:.4g}" for k, short in CONSOLE_KEYS if k in clean]
+            if "eval/pass@1" in clean:
+                parts.append(f"pass@1={clean['eval/pass@1']:.3f}")
+            print(f"[rltrain] step {step}: " + " ".join(parts), flush=True)
+
+    def finish(self) -> None:
+        if self.wandb_run is not None:
+            self.wandb_run.finish()

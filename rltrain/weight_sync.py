@@ -1,0 +1,75 @@
+"""Learner -> rollout engine weight sync in buckets.
+
+Parameters are packed into buckets of at most `bucket_bytes` and each bucket is one RPC per rollout
+worker (never one per parameter). Under ZeRO-3 every rank joins each parameter gather, so the
+caller must run this on all ranks; only the ranks given workers send. The last bucket carries the
+new version number, which the engine reports with everything it generates afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from typing import Iterator
+
+import torch
+
+
+def _gathered(param: torch.nn.Parameter, zero3: bool):
+    if not zero3:
+        return nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters([param], modifier_rank=None)
+
+
+def iter_full_params(module: torch.nn.Module, zero3: bool) -> Iterator[tuple[str, torch.Tensor]]:
+    """(HF name, full CPU tensor) for every parameter; a collective under ZeRO-3."""
+    for name, param in module.named_parameters():
+        with _gathered(param, zero3):
+            yield name, param.detach().to("cpu", copy=True)
+
+
+def full_state_dict(module: torch.nn.Module, zero3: bool) -> dict[str, torch.Tensor]:
+    return dict(iter_full_params(module, zero3))
+
+
+def iter_buckets(named: Iterator[tuple[str, torch.Tensor]], bucket_bytes: int
+                 ) -> Iterator[list[tuple[str, torch.Tensor]]]:
+    """Group (name, tensor) pairs into buckets of at most `bucket_bytes` (a larger single tensor
+    gets a bucket of its own)."""
+    bucket, size = [], 0
+    for name, tensor in named:
+        nbytes = tensor.numel() * tensor.element_size()
+        if bucket and size + nbytes > bucket_bytes:
+            yield bucket
+            bucket, size = [], 0
+        bucket.append((name, tensor))
+        size += nbytes
+    if bucket:
+        yield bucket
+
+
+def send_buckets(module: torch.nn.Module, zero3: bool, workers: list, version: int,
+                 bucket_bytes: int) -> dict[str, float]:
+    """Send all parameters to `workers` (Ray actor handles with `load_bucket`); returns metrics."""
+    import ray
+
+    t0 = time.perf_counter()
+    n_buckets, n_bytes = 0, 0
+    pending: list = []
+    buckets = iter_buckets(iter_full_params(module, zero3), bucket_bytes)
+    current = next(buckets, None)
+    while current is not None:
+        following = next(buckets, None)
+        if workers:
+            ref = ray.put(current)
+            final = version if following is None else None
+            ray.get(pending)  # at most one bucket in flight per worker
+            pending = [w.load_bucket.remote(ref, final) for w in workers]
+            n_bytes += sum(t.numel() * t.element_size() for _, t in current)
+        n_buckets += 1
+        current = following
+    ray.get(pending)
+    return {"sync/buckets": float(n_buckets), "sync/bytes": float(n_bytes),
+            "timing_s/weight_sync": time.perf_counter() - t0}
