@@ -1,0 +1,164 @@
+"""Advantage estimators: rewards (and state) -> (N,T) advantages. Math lives in the algorithm modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from algorithms.batch import RolloutBatch
+from algorithms.core import masked_mean
+from algorithms.dcpo import SmoothAdvantage
+from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages
+from algorithms.gtpo import entropy_filtered_advantages
+from algorithms.igpo import (IGPO_NORMS, broadcast_turns, discounted_turn_returns, normalise_turn_rewards,
+                             turn_advantages, turn_rewards_from_tokens)
+from algorithms.nsr import NSR_MODES, sample_advantages
+from algorithms.registry import meta, register
+from algorithms.stages.base import AdvantageEstimator, adv_metrics, need, seq_to_tokens
+
+
+def _lengths(batch: RolloutBatch) -> torch.Tensor:
+    return batch.response_mask.sum(-1)
+
+
+@register("advantage", "group")
+class GroupAdvantage(AdvantageEstimator):
+    """GRPO / Dr.GRPO group advantage, with DAPO soft overlong shaping of the reward (off by default)."""
+
+    @dataclass
+    class Params:
+        scale: str = meta("group", choices=("group", "none"))
+        eps: float = meta(1e-6, min=0.0)
+        overlong_buffer_frac: float = meta(0.0, min=0.0, lt=1.0)   # DAPO: 4096/20480 = 0.2; 0 = off
+        overlong_max_len: int = meta(0, min=0)                     # 0 = the batch width T
+        overlong_factor: float = meta(1.0, min=0.0)
+
+    def shaped_rewards(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        p = self.params
+        if p.overlong_buffer_frac <= 0:
+            return batch.rewards, {}
+        max_len = p.overlong_max_len or batch.response_ids.shape[1]
+        pen = overlong_penalty(_lengths(batch), max_len, p.overlong_buffer_frac * max_len, p.overlong_factor)
+        return batch.rewards + pen.to(batch.rewards.dtype), {"reward/overlong_penalty_mean": float(pen.mean()),
+                                                             "reward/overlong_frac": float((pen < 0).float().mean())}
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        rewards, metrics = self.shaped_rewards(batch)
+        adv = seq_to_tokens(group_advantages(rewards, batch.group_ids, self.params.scale, self.params.eps),
+                            batch.response_mask)
+        return adv, {**metrics, **adv_metrics(adv, batch.response_mask)}
+
+
+@register("advantage", "rloo")
+class RLOOAdvantage(AdvantageEstimator):
+    @dataclass
+    class Params:
+        pass
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        adv = seq_to_tokens(rloo_advantages(batch.rewards, batch.group_ids), batch.response_mask)
+        return adv, adv_metrics(adv, batch.response_mask)
+
+
+@register("advantage", "dcpo")
+class DCPOAdvantage(AdvantageEstimator):
+    """DCPO smooth advantage standardisation; per-prompt state saved in checkpoints."""
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, params) -> None:
+        super().__init__(params)
+        self.smooth = SmoothAdvantage()
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        seq = self.smooth(batch.rewards, batch.group_ids, batch.prompt_keys)
+        adv = seq_to_tokens(seq, batch.response_mask)
+        return adv, {"dcpo/nonzero_adv_frac": float((seq != 0).float().mean()),
+                     "dcpo/tracked_prompts": float(len(self.smooth.stats)), **adv_metrics(adv, batch.response_mask)}
+
+    def state_dict(self) -> dict:
+        return self.smooth.state_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        self.smooth.load_state_dict(d)
+
+
+@register("advantage", "gtpo")
+class GTPOAdvantage(AdvantageEstimator):
+    """A = R - mean_g R, then GTPO entropy filter with the completion's mean old-policy entropy.
+    The unfiltered A goes to extra["gtpo_raw_adv"] (its sign defines positive/negative completions)."""
+
+    @dataclass
+    class Params:
+        threshold: float = meta(0.7, min=0.0)
+        scale: float = meta(0.1, min=0.0)
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return frozenset({"old_entropy"})
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        ent = need(batch.entropy, "batch.entropy (old_entropy)", "advantage gtpo")
+        raw = group_advantages(batch.rewards, batch.group_ids, scale="none")
+        seq_h = masked_mean(ent, batch.response_mask, dim=-1)
+        shaped = entropy_filtered_advantages(raw, seq_h.to(raw.dtype), self.params.threshold, self.params.scale)
+        batch.extra["gtpo_raw_adv"] = raw
+        adv = seq_to_tokens(shaped, batch.response_mask)
+        return adv, {"gtpo/filtered_frac": float((seq_h > self.params.threshold).float().mean()),
+                     "gtpo/seq_entropy": float(seq_h.mean()), **adv_metrics(adv, batch.response_mask)}
+
+
+@register("advantage", "nsr")
+class NSRAdvantage(AdvantageEstimator):
+    @dataclass
+    class Params:
+        mode: str = meta("w-reinforce", choices=NSR_MODES)
+        lam: float = meta(0.1, min=0.0)
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        seq, keep = sample_advantages(batch.rewards, self.params.mode, self.params.lam)
+        adv = seq_to_tokens(seq, batch.response_mask)
+        return adv, {"nsr/kept_frac": float(keep.float().mean()), **adv_metrics(adv, batch.response_mask)}
+
+
+@register("advantage", "igpo")
+class IGPOAdvantage(AdvantageEstimator):
+    """Turn-level advantages from extra["gt_probs"] (N,K) + outcome rewards, or from batch.token_rewards
+    summed per turn; broadcast over each turn's tokens with batch.turn_ids."""
+
+    @dataclass
+    class Params:
+        gamma: float = meta(1.0, min=0.0, max=1.0)
+        norm: str = meta("joint", choices=IGPO_NORMS)
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        turn_ids = need(batch.turn_ids, "batch.turn_ids", "advantage igpo")
+        p = self.params
+        if "gt_probs" in batch.extra:
+            turn_adv = turn_advantages(batch.extra["gt_probs"], batch.rewards, batch.group_ids, p.gamma, p.norm)
+        else:
+            rewards = turn_rewards_from_tokens(need(batch.token_rewards, "batch.token_rewards or extra['gt_probs']",
+                                                    "advantage igpo"), turn_ids)
+            valid = ~torch.isnan(rewards)
+            turn_adv = discounted_turn_returns(normalise_turn_rewards(rewards, batch.group_ids, p.norm), valid, p.gamma)
+        adv = broadcast_turns(turn_adv, turn_ids, batch.response_mask)
+        return adv, {"igpo/turns_mean": float((turn_ids.max(1).values + 1).float().mean()),
+                     **adv_metrics(adv, batch.response_mask)}
+
+
+@register("advantage", "pacs")
+class PACSLabels(AdvantageEstimator):
+    """PACS has no advantage: it passes labels y = 1[reward > threshold] in extra["pacs_labels"] and sets
+    the advantage tensor to zeros (the PACS objective does not read it)."""
+
+    @dataclass
+    class Params:
+        threshold: float = 0.5
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        labels = (batch.rewards > self.params.threshold).to(torch.float32)
+        batch.extra["pacs_labels"] = labels
+        return torch.zeros_like(batch.response_mask, dtype=torch.float32), {"pacs/label_mean": float(labels.mean())}
