@@ -87,7 +87,6 @@ class Reward:
         isolation: "process", "thread" or "inline".
         workers: parallel workers for "process"/"thread" (default: min(4, CPU count)).
         worker_memory_mb: address-space limit for each "process" worker (None = no limit).
-        start_method: multiprocessing start method for "process" (default forkserver).
 
     ``stats`` counts samples, errors and timeouts since creation (for ``reward/*`` metrics).
     """
@@ -102,7 +101,6 @@ class Reward:
         isolation: str = "process",
         workers: int | None = None,
         worker_memory_mb: int | None = None,
-        start_method: str | None = None,
     ) -> None:
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
@@ -117,7 +115,6 @@ class Reward:
         self.isolation = isolation
         self.workers = int(workers) if workers else min(4, os.cpu_count() or 1)
         self.worker_memory_mb = worker_memory_mb
-        self.start_method = start_method
         self.stats = {"samples": 0, "errors": 0, "timeouts": 0}
         self._pool: Any = None
         self._lock = threading.Lock()
@@ -224,11 +221,8 @@ class Reward:
                     return None
                 from ._pool import ProcessPool
 
-                module = getattr(self.fn, "__module__", None) or type(self.fn).__module__
-                preload = ["rewards"] + ([module] if module and module != "__main__" else [])
                 self._pool = ProcessPool(
-                    functools.partial(_call_one, self.fn), workers=self.workers, start_method=self.start_method,
-                    memory_mb=self.worker_memory_mb, preload=preload,
+                    functools.partial(_call_one, self.fn), workers=self.workers, memory_mb=self.worker_memory_mb,
                 )
             return self._pool
 

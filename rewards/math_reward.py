@@ -79,6 +79,10 @@ class MathReward:
         self.max_chars = int(max_chars)
         self.float_rounding = int(float_rounding)
 
+    def warmup(self) -> None:
+        """Import math-verify and run one verification (first use costs seconds, not per sample)."""
+        self.score("\\boxed{\\frac{1}{2}}", "0.5")
+
     def score(self, completion: Any, gold: Any) -> float | None:
         """Score one completion against one ground truth."""
         if gold is None:

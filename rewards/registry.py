@@ -12,7 +12,7 @@ from .guard import Reward
 __all__ = ["GUARD_OPTIONS", "available", "from_config", "load", "register", "wrap"]
 
 #: keyword arguments of ``load`` that configure the guard, not the reward itself
-GUARD_OPTIONS = ("timeout_s", "fallback", "isolation", "workers", "worker_memory_mb", "start_method")
+GUARD_OPTIONS = ("timeout_s", "fallback", "isolation", "workers", "worker_memory_mb")
 
 # name -> (import path of the reward class, guard defaults)
 _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
@@ -93,8 +93,7 @@ def load(name: str | Callable[..., Any], **params: Any) -> Reward:
     "pkg.mod:RewardClass"), or a callable. ``params`` go to the reward (class constructor, or
     bound with functools.partial for a function), except the guard options ``timeout_s``
     (per-sample limit, seconds), ``fallback`` (score of a failed sample, default None),
-    ``isolation`` ("process" | "thread" | "inline"), ``workers``, ``worker_memory_mb`` and
-    ``start_method``.
+    ``isolation`` ("process" | "thread" | "inline"), ``workers`` and ``worker_memory_mb``.
 
     Special names: ``"combine"`` with ``rewards=[config, ...]`` (each config as for
     ``from_config``, with an optional ``weight``) and ``missing``; ``"noisy"`` with
