@@ -82,7 +82,7 @@ def last_boxed(text: str) -> str | None:
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _HASHES = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*([^\n]+)", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is\s*:?|:)\s*([^\n]+)", re.IGNORECASE)
 
 
 def extract_answer(text: str, how: str = "auto") -> str:
