@@ -68,7 +68,7 @@ def to_verl_batch(fn: Callable[..., list], default: float = 0.0, answer_column: 
 
 @functools.lru_cache(maxsize=32)
 def _cached(reward: str, params_json: str) -> Callable[..., float]:
-    from .registry import load
+    from rewards.registry import load  # absolute: verl loads this file by path, outside the package
 
     return to_verl(load(reward, **json.loads(params_json)))
 

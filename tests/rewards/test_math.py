@@ -66,7 +66,7 @@ def test_missing_ground_truth_is_none(math_reward):
 
 
 def test_huge_expressions_are_bounded():
-    reward = rewards.load("math", timeout_s=2.0, workers=2)
+    reward = rewards.load("math", timeout_s=1.0, workers=2)
     try:
         comps = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{" + "+".join(["x"] * 3000) + "}", "\\boxed{2}", "\\boxed{" + "(" * 500 + "1" + ")" * 500 + "}"]
         t0 = time.monotonic()
@@ -74,7 +74,7 @@ def test_huge_expressions_are_bounded():
         took = time.monotonic() - t0
         assert out[2] == 1.0
         assert all(r in (0.0, 1.0, None) for r in out)
-        # 4 samples on 2 workers, each at most 2 s (+ worker start-up and a replacement start)
+        # 4 samples on 2 workers, each at most 1 s (+ worker start-up and replacement starts)
         assert took < 25, took
         # the caller keeps going: the pool still scores afterwards
         assert reward(["q"], ["\\boxed{7}"], answer=["7"]) == [1.0]
