@@ -1,8 +1,8 @@
-"""Shared factories for the algorithms tests (random but seeded batches)."""
+"""Shared factories for the algorithms tests (random but seeded batches); a plain module, not a conftest,
+so it cannot clash with other test folders' conftest files."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from algorithms import RolloutBatch
@@ -31,8 +31,3 @@ def random_batch(group_sizes=(3, 3, 2, 4), T: int = 7, seed: int = 0, binary: bo
 def current_logp(batch: RolloutBatch, scale: float = 0.4, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return (batch.old_logp + scale * torch.randn(batch.old_logp.shape, generator=g)).clamp(max=-1e-3)
-
-
-@pytest.fixture
-def make_batch():
-    return random_batch

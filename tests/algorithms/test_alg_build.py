@@ -1,0 +1,206 @@
+"""Spec resolution, stage composition, config errors, data policies and state round trips."""
+
+import io
+import math
+import sys
+import types
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import algorithms
+from algorithms import ConfigError, RolloutBatch
+from algorithms.stages.base import Objective, wmean
+from alg_helpers import current_logp, random_batch
+
+
+def test_every_preset_builds_and_presets_are_data():
+    for name in algorithms.PRESETS:
+        algo = algorithms.build({"preset": name})
+        assert set(algo.spec) == set(algorithms.STAGE_KINDS)
+    assert algorithms.build({"preset": "grpo"}).requires == {"ref_logp"}
+    assert algorithms.build({"preset": "bapo"}).requires == {"cur_logp_prepass"}
+    assert algorithms.build({"preset": "gtpo"}).requires == {"old_entropy"}
+    assert algorithms.build({"preset": "pacs"}).group_aligned_microbatches
+    assert not algorithms.build({"preset": "dapo"}).group_aligned_microbatches
+
+
+def test_plus_composition_and_param_only_override():
+    algo = algorithms.build({"preset": "dapo+forking", "objective": {"high": 1.3}})
+    assert algo.spec["objective"] == {"name": "ppo_clip", "low": 0.8, "high": 1.3, "dual_clip": 10.0}
+    assert algo.spec["token_selector"]["name"] == "forking"
+    assert algo.spec["data_policy"]["name"] == "dynamic_sampling"
+    assert algo.requires == {"old_entropy"}
+    # a new name replaces the stage (params start from that stage's defaults)
+    algo = algorithms.build({"preset": "grpo", "objective": {"name": "bapo"}})
+    assert algo.spec["objective"] == {"name": "bapo"}
+    assert algo.requires == {"ref_logp", "cur_logp_prepass"}
+
+
+@pytest.mark.parametrize("spec,key,listed", [
+    ({"preset": "grpo", "objective": {"hgih": 1.3}}, "algorithm.objective.hgih", "high"),
+    ({"preset": "grpo", "objective": {"name": "ppo_clipp"}}, "algorithm.objective.name", "ppo_clip"),
+    ({"preset": "grpo", "objectiv": {}}, "algorithm.objectiv", "objective"),
+    ({"preset": "grpoo"}, "algorithm.preset", "dapo"),
+    ({"preset": "dapo+forkin"}, "algorithm.preset", "forking"),
+    ({"preset": "grpo", "objective": {"low": 1.5}}, "algorithm.objective.low", "<= 1.0"),
+    ({"preset": "grpo", "objective": {"high": "big"}}, "algorithm.objective.high", "float"),
+    ({"preset": "grpo", "objective": {"dual_clip": 1.1}}, "algorithm.objective.dual_clip", "> high"),
+    ({"preset": "grpo", "regularizer": {"kind": "k9"}}, "algorithm.regularizer.kind", "k3"),
+    ({"preset": "grpo", "aggregation": {"name": "mean"}}, "algorithm.aggregation.name", "group-token-mean"),
+    ({"preset": "grpo", "advantage": {"name": "nope.mod:thing"}}, "algorithm.advantage.name", "cannot import"),
+    ({"preset": "grpo", "token_selector": {"top_ratio": 0.3}}, "algorithm.token_selector.top_ratio", "name"),
+])
+def test_config_errors_name_the_key(spec, key, listed):
+    with pytest.raises(ConfigError) as e:
+        algorithms.build(spec)
+    assert str(e.value).startswith(key + ":") and listed in str(e.value)
+    assert isinstance(e.value, ValueError) and e.value.key == key
+
+
+def test_import_path_stage():
+    mod = types.ModuleType("my_ext_objectives")
+
+    class HalfPG(Objective):
+        """-A * logp * scale, a user objective living outside rltrain."""
+
+        @dataclass
+        class Params:
+            scale: float = 1.0
+
+        def loss(self, logp, mb, w):
+            per_tok = -mb.advantages * logp * self.params.scale
+            return (per_tok * w).sum(), wmean("actor/pg_loss", per_tok, w)
+
+    mod.HalfPG = HalfPG
+    sys.modules["my_ext_objectives"] = mod
+    try:
+        algo = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_objectives:HalfPG", "scale": 0.5}})
+        batch, _ = algo.prepare(random_batch())
+        logp = current_logp(batch)
+        loss, _ = algo.loss(logp, batch)
+        expected = (-batch.advantages * logp * 0.5 * batch.loss_weights).sum()
+        assert torch.allclose(loss, expected)
+        with pytest.raises(ConfigError, match="algorithm.objective.scale"):
+            algorithms.build({"preset": "grpo", "objective": {"name": "my_ext_objectives:HalfPG", "scale": "x"}})
+    finally:
+        del sys.modules["my_ext_objectives"]
+
+
+def test_data_policies():
+    b = random_batch()  # group 1 (rows 3-5) is all-equal
+    keep = algorithms.build({"preset": "dapo"}).keep(b)
+    gids = b.group_ids
+    for g in gids.unique():
+        rows = gids == g
+        equal = bool((b.rewards[rows] == b.rewards[rows][0]).all())
+        assert keep[rows].tolist() == [not equal] * int(rows.sum())
+    assert not keep[3:6].any()
+    assert algorithms.build({"preset": "psr"}).keep(b).tolist() == (b.rewards > 0.5).tolist()
+    assert algorithms.build({"preset": "nsr"}).keep(b).tolist() == (b.rewards <= 0.5).tolist()
+    assert algorithms.build({"preset": "grpo"}).keep(b).all()
+
+
+def _two_sample_batch(lengths, rewards, T=10):
+    mask = (torch.arange(T).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)).float()
+    return RolloutBatch(response_ids=mask.long(), response_mask=mask, rewards=torch.tensor(rewards),
+                        group_ids=torch.zeros(len(lengths), dtype=torch.long), prompt_keys=["k"] * len(lengths),
+                        old_logp=torch.full((len(lengths), T), -1.0))
+
+
+def test_dapo_overlong_shaping_reads_lengths_from_mask():
+    # T = 10, buffer .2*10 = 2 -> expected length 8: lengths 5 -> 0 ; 9 -> -(9-8)/2 = -.5
+    # shaped rewards [1, .5]: mean .75, unbiased std sqrt(2*.25^2) = .353553 -> A = +-.25/.353553
+    batch, metrics = algorithms.build({"preset": "dapo"}).prepare(_two_sample_batch([5, 9], [1.0, 1.0]))
+    a = 0.25 / (math.sqrt(2 * 0.25 ** 2) + 1e-6)
+    assert torch.allclose(batch.advantages[:, 0], torch.tensor([a, -a]), atol=1e-5)
+    assert torch.equal(batch.advantages[1, 9:], torch.zeros(1))  # padding
+    assert metrics["reward/overlong_penalty_mean"] == pytest.approx(-0.25)
+    # the shaping knob off -> all-equal rewards, zero advantage
+    plain, _ = algorithms.build({"preset": "dapo", "advantage": {"overlong_buffer_frac": 0.0}}).prepare(
+        _two_sample_batch([5, 9], [1.0, 1.0]))
+    assert torch.equal(plain.advantages, torch.zeros_like(plain.advantages))
+
+
+def test_dcpo_plus_forking_composition():
+    algo = algorithms.build({"preset": "dcpo+forking"})
+    batch, metrics = algo.prepare(random_batch())
+    sel = algorithms.forking.high_entropy_mask(batch.entropy, batch.response_mask, 0.2)
+    assert torch.equal(batch.extra["token_weights"] > 0, sel)
+    assert metrics["forking/selected_frac"] == pytest.approx(float(sel.sum() / batch.response_mask.sum()))
+    logp = current_logp(batch)
+    loss, m = algo.loss(logp, batch)
+    low, high = algorithms.dcpo.dynamic_clip_bounds(batch.old_logp.exp(), 0.16, 0.2, 10.0)
+    per_tok = algorithms.clipped_surrogate(logp, batch.old_logp, batch.advantages, low, high, 10.0)
+    # group-token-mean over the selected tokens only
+    w = algorithms.aggregation_weights(batch.response_mask * sel, "group-token-mean", batch.group_ids)
+    assert torch.allclose(loss, (per_tok * w).sum(), atol=1e-6)
+    assert metrics["dcpo/nonzero_adv_frac"] > 0 and 0.5 <= algorithms.reduce_metrics([m])["dcpo/clip_low_mean"] <= 1
+
+
+def test_gtpo_loss_matches_per_completion_formula():
+    algo = algorithms.build({"preset": "gtpo"})
+    batch, _ = algo.prepare(random_batch(seed=4))
+    logp = current_logp(batch).requires_grad_(True)
+    loss, _ = algo.loss(logp, batch)
+    raw = algorithms.grpo.group_advantages(batch.rewards, batch.group_ids, scale="none")
+    h = algorithms.masked_mean(batch.entropy, batch.response_mask, dim=-1)
+    a = torch.where(h <= 0.7, raw - 0.1 * h, torch.zeros_like(raw))
+    w, n = algorithms.gtpo.conflict_weights(batch.response_ids, raw, batch.response_mask, batch.group_ids, 0)
+    m = batch.response_mask
+    per_seq = (-(a.unsqueeze(1)) * w * m).sum(1) / m.sum(1) / n  # ratio value 1
+    assert torch.allclose(loss, per_seq.mean(), atol=1e-6)
+    loss.backward()
+    # gradient of ratio = exp(logp - sg(logp)) is the REINFORCE gradient
+    assert torch.allclose(logp.grad, -(a.unsqueeze(1)) * w * m / m.sum(1, keepdim=True) / n.unsqueeze(1) / len(m),
+                          atol=1e-6)
+
+
+def test_reduce_metrics_exact():
+    out = algorithms.reduce_metrics([{"a": (2.0, 1.0), "b": (0.0, 0.0)}, {"a": (4.0, 3.0), "c": 5.0}])
+    # a: (2+4)/(1+3) ; b has zero weight -> dropped ; c plain -> (5, 1)
+    assert out == {"a": 1.5, "c": 5.0}
+
+
+def test_dcpo_state_dict_round_trip():
+    algo = algorithms.build({"preset": "dcpo"})
+    for seed in (0, 1):
+        algo.prepare(random_batch(seed=seed))
+    state = algo.state_dict()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    restored = algorithms.build({"preset": "dcpo"})
+    restored.load_state_dict(torch.load(buf))
+    assert restored.state_dict() == state
+    nxt = random_batch(seed=2)
+    a, _ = algo.prepare(nxt)
+    b, _ = restored.prepare(nxt)
+    assert torch.equal(a.advantages, b.advantages)
+    assert algo.state_dict() == restored.state_dict()
+    # and the state matters: a fresh algorithm gives different advantages on the same batch
+    fresh, _ = algorithms.build({"preset": "dcpo"}).prepare(nxt)
+    assert not torch.equal(fresh.advantages, a.advantages)
+
+
+def test_remix_state_and_replay_ratio():
+    algo = algorithms.build({"preset": "remix", "objective": {"reincarnate_at": 3}})
+    b = random_batch()
+    b.versions = torch.tensor([0] * 6 + [1] * 6)   # rows 0-5 replayed from an older policy
+    prepared, metrics = algo.prepare(b)
+    assert prepared.extra["remix_replayed"].tolist() == [True] * 6 + [False] * 6
+    assert metrics["remix/replayed_frac"] == 0.5
+    logp = current_logp(prepared)
+    loss, _ = algo.loss(logp, prepared)
+    old = torch.where(prepared.extra["remix_replayed"].unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
+    per_tok = algorithms.clipped_surrogate(logp, old, prepared.advantages, 0.8, 1.2)
+    kl = algorithms.remix.convex_kl(logp, prepared.ref_logp, prepared.old_logp, 0.5, "k3")
+    assert torch.allclose(loss, ((per_tok + 0.001 * kl) * prepared.loss_weights).sum(), atol=1e-6)
+    b.step = 3
+    prepared, metrics = algo.prepare(b)        # reincarnation: on-policy from now on
+    assert metrics["remix/reincarnated_now"] == 1.0 and not prepared.extra["remix_replayed"].any()
+    restored = algorithms.build({"preset": "remix", "objective": {"reincarnate_at": 3}})
+    restored.load_state_dict(algo.state_dict())
+    assert restored.state_dict() == algo.state_dict() == {"objective": {"reincarnated_at": 3}}
+    assert restored.schedule(4)["replay_fraction"] == 0.0
