@@ -36,7 +36,7 @@ def _leading_run(raw: torch.Tensor) -> torch.Tensor:
 def _reverse_rows(x: torch.Tensor, lengths: torch.Tensor, fill) -> torch.Tensor:
     """Row i reversed within its first lengths[i] entries, left-aligned; `fill` after (an involution)."""
     L = x.shape[1]
-    src = lengths.unsqueeze(1) - 1 - torch.arange(L).unsqueeze(0)
+    src = lengths.unsqueeze(1) - 1 - torch.arange(L, device=x.device).unsqueeze(0)
     out = x.gather(1, src.clamp(min=0))
     return torch.where(src >= 0, out, torch.full_like(out, fill))
 
@@ -46,7 +46,7 @@ def _group_conflicts(ids, mask, adv, pad_id) -> tuple[torch.Tensor, torch.Tensor
     pos, neg = adv > 0, adv < 0
     valid = (ids != pad_id) & (mask > 0)
     fwd = _leading_run(_conflict_raw(ids, valid, pos, neg)) & valid
-    last = torch.where(mask > 0, torch.arange(ids.shape[1]).unsqueeze(0) + 1, 0).max(1).values
+    last = torch.where(mask > 0, torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) + 1, 0).max(1).values
     ids_r = _reverse_rows(ids, last, pad_id)
     valid_r = _reverse_rows(valid, last, False)
     bwd_r = _leading_run(_conflict_raw(ids_r, valid_r, pos, neg)) & valid_r
@@ -59,7 +59,7 @@ def conflict_weights(token_ids: torch.Tensor, advantages: torch.Tensor, mask: to
     """(weights (N,T), n_conflict (N,) long >= 1) of GTPO; advantages (N,) one per completion."""
     N, T = token_ids.shape
     weights = (mask > 0).to(torch.float32).clone()
-    n_conflict = torch.ones(N, dtype=torch.long)
+    n_conflict = torch.ones(N, dtype=torch.long, device=token_ids.device)
     for gid in torch.unique(group_ids).tolist():
         rows = ((group_ids == gid) & (advantages != 0)).nonzero(as_tuple=True)[0]
         if rows.numel() == 0:

@@ -127,7 +127,8 @@ class NSRAdvantage(AdvantageEstimator):
 @register("advantage", "igpo")
 class IGPOAdvantage(AdvantageEstimator):
     """Turn-level advantages from extra["gt_probs"] (N,K) + outcome rewards, or from batch.token_rewards
-    summed per turn; broadcast over each turn's tokens with batch.turn_ids."""
+    summed per turn; broadcast over each turn's tokens with batch.turn_ids. Without turn_ids (single-turn
+    data) every response token is turn 0, which reduces to the outcome reward normalised in its group."""
 
     @dataclass
     class Params:
@@ -135,13 +136,19 @@ class IGPOAdvantage(AdvantageEstimator):
         norm: str = meta("joint", choices=IGPO_NORMS)
 
     def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        turn_ids = need(batch.turn_ids, "batch.turn_ids", "advantage igpo")
+        turn_ids = batch.turn_ids
+        if turn_ids is None:
+            turn_ids = torch.where(batch.response_mask > 0, 0, -1).long()
         p = self.params
         if "gt_probs" in batch.extra:
             turn_adv = turn_advantages(batch.extra["gt_probs"], batch.rewards, batch.group_ids, p.gamma, p.norm)
         else:
-            rewards = turn_rewards_from_tokens(need(batch.token_rewards, "batch.token_rewards or extra['gt_probs']",
-                                                    "advantage igpo"), turn_ids)
+            tok_r = batch.token_rewards
+            if tok_r is None:  # outcome reward on each row's last response token
+                last = (batch.response_mask > 0).long().cumsum(-1).argmax(-1)
+                tok_r = torch.zeros_like(batch.response_mask, dtype=torch.float32)
+                tok_r[torch.arange(len(batch)), last] = batch.rewards.to(torch.float32)
+            rewards = turn_rewards_from_tokens(tok_r, turn_ids)
             valid = ~torch.isnan(rewards)
             turn_adv = discounted_turn_returns(normalise_turn_rewards(rewards, batch.group_ids, p.norm), valid, p.gamma)
         adv = broadcast_turns(turn_adv, turn_ids, batch.response_mask)

@@ -204,3 +204,20 @@ def test_remix_state_and_replay_ratio():
     restored.load_state_dict(algo.state_dict())
     assert restored.state_dict() == algo.state_dict() == {"objective": {"reincarnated_at": 3}}
     assert restored.schedule(4)["replay_fraction"] == 0.0
+
+
+def test_igpo_stage_paths():
+    algo = algorithms.build({"preset": "igpo"})
+    # single-turn fallback: one turn per row = outcome normalised in the group with the population std
+    b = _two_sample_batch([3, 5], [1.0, 0.0])
+    out, _ = algo.prepare(b)
+    a = 0.5 / (math.sqrt(0.25 + 1e-8) + 1e-6)
+    assert torch.allclose(out.advantages[:, 0], torch.tensor([a, -a]), atol=1e-5)
+    assert torch.equal(out.advantages[0, 3:], torch.zeros(7))
+    # multi-turn with extra["gt_probs"]: same numbers as the functional API, broadcast by turn_ids
+    b.turn_ids = torch.tensor([[0, 0, 1, -1, -1, -1, -1, -1, -1, -1], [0, 1, -1, 1, 1, -1, -1, -1, -1, -1]])
+    b.extra["gt_probs"] = torch.tensor([[0.1, 0.4], [0.2, 0.1]])
+    out, _ = algo.prepare(b)
+    turn = algorithms.igpo.turn_advantages(b.extra["gt_probs"], b.rewards, b.group_ids)
+    assert torch.allclose(out.advantages[0, :3], torch.stack([turn[0, 0], turn[0, 0], turn[0, 1]]))
+    assert out.advantages[1, 2] == 0 and torch.allclose(out.advantages[1, 3], turn[1, 1])
