@@ -7,6 +7,7 @@ slice, whose returned values sum to the full-batch loss whatever the split.
 
 loss = sum(objective per-token loss * loss_weights * token_weights) + sum(regulariser * loss_weights)
 (the policy term sees the token selection; the regulariser sees every response token).
+Metric actor/entropy: the current forward's entropy when passed to loss(), else batch.entropy (old pass).
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ class Algorithm:
         if reg is not None:
             loss = loss + (reg * w_agg).sum()
             metrics.update(reg_metrics)
-        if entropy is not None:
-            metrics.update(wmean("actor/entropy", entropy, w_agg))
+        ent = entropy if entropy is not None else mb.entropy  # old-pass entropy when no current one is given
+        if ent is not None:
+            metrics.update(wmean("actor/entropy", ent, w_agg))
         return loss, metrics
 
     def state_dict(self) -> dict[str, Any]:

@@ -221,3 +221,15 @@ def test_igpo_stage_paths():
     turn = algorithms.igpo.turn_advantages(b.extra["gt_probs"], b.rewards, b.group_ids)
     assert torch.allclose(out.advantages[0, :3], torch.stack([turn[0, 0], turn[0, 0], turn[0, 1]]))
     assert out.advantages[1, 2] == 0 and torch.allclose(out.advantages[1, 3], turn[1, 1])
+
+
+def test_entropy_metric_prefers_current_entropy():
+    algo = algorithms.build({"preset": "dr_grpo"})
+    batch, _ = algo.prepare(random_batch())
+    logp = current_logp(batch)
+    w = batch.loss_weights
+    _, m = algo.loss(logp, batch)  # old-pass entropy from the batch
+    assert algorithms.reduce_metrics([m])["actor/entropy"] == pytest.approx(float((batch.entropy * w).sum() / w.sum()))
+    cur = torch.full_like(logp, 0.25)
+    _, m = algo.loss(logp, batch, entropy=cur)
+    assert algorithms.reduce_metrics([m])["actor/entropy"] == pytest.approx(0.25)
