@@ -81,10 +81,12 @@ class PACSObjective(Objective):
         base = need(base, f"{p.psi_against}_logp", "objective pacs")
         labels = need(mb.extra.get("pacs_labels"), "extra['pacs_labels'] (advantage 'pacs')", "objective pacs")
         labels = labels.to(logp.dtype)
-        logit = pacs_logits(pacs_psi(logp, base, mb.response_mask, p.beta), mb.group_ids, p.baseline)
-        bce = torch.nn.functional.softplus(logit) - labels * logit
-        seq_loss = pacs_weights(labels, mb.group_ids, p.weighting).to(logit.dtype) * bce
         row_w = w.sum(-1)
+        # zero-weight rows (trainer padding copies, empty responses) stay out of every group's statistics
+        gid = torch.where(row_w > 0, mb.group_ids, -1 - torch.arange(len(mb), device=row_w.device))
+        logit = pacs_logits(pacs_psi(logp, base, mb.response_mask, p.beta), gid, p.baseline)
+        bce = torch.nn.functional.softplus(logit) - labels * logit
+        seq_loss = pacs_weights(labels, gid, p.weighting).to(logit.dtype) * bce
         metrics = wmean("actor/pg_loss", seq_loss, row_w)
         metrics.update(wmean("pacs/critic_acc", ((logit > 0).to(labels.dtype) == labels).float(), row_w))
         metrics.update(wmean("pacs/logit_mean", logit, row_w))

@@ -134,3 +134,15 @@ def test_zero_weight_padding_rows_add_nothing():
     padded = RolloutBatch.cat([batch, pad])
     loss2, m = algo.loss(torch.cat([logp, logp[:1].expand(3, -1)]), padded)
     assert torch.allclose(loss, loss2)
+
+
+def test_pacs_ignores_zero_weight_padding_in_group_statistics():
+    algo = algorithms.build({"preset": "pacs"})
+    batch, _ = algo.prepare(random_batch())
+    logp = current_logp(batch)
+    shard = batch.index(torch.arange(8, 12))          # one whole group (id 3)
+    loss, _ = algo.loss(logp[8:12], shard)
+    pad = batch.index(torch.tensor([8, 8]))           # the trainer pads a rank with zero-weight copies of row 0
+    pad.loss_weights = torch.zeros_like(pad.loss_weights)
+    padded_loss, _ = algo.loss(torch.cat([logp[8:12], logp[8:9], logp[8:9]]), RolloutBatch.cat([shard, pad]))
+    assert torch.allclose(loss, padded_loss)
