@@ -181,8 +181,8 @@ class ProcessPool:
         """
         results: list[tuple[str, Any, float] | None] = [None] * len(tasks)
         pending = deque(range(len(tasks)))
-        for _ in range(min(self._n, len(tasks)) - len(self._workers) - len(self._starting)):
-            self._spawn()
+        for _ in range(self._n - len(self._workers) - len(self._starting)):
+            self._spawn()  # the full pool, even for a small batch: later batches find it warm
         idle = list(self._workers)
         busy: dict[Any, tuple[_Worker, int, float]] = {}  # conn -> (worker, task index, start)
         retries: dict[int, int] = {}

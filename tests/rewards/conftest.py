@@ -59,3 +59,43 @@ def local_server():
     srv = ConnectionCounter()
     yield srv
     srv.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The TRL GRPOTrainer step runs in its own interpreter (~20 s of imports on 2 cores). When that
+# test is collected, start it right away so it runs beside the other tests; the test collects it.
+TRL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_rewards_trl_step.py")
+_TRL_PROC: dict = {}
+
+
+def start_trl_step():
+    """Start (once) the TRL step subprocess; return the Popen."""
+    import subprocess
+    import tempfile
+
+    if "proc" not in _TRL_PROC:
+        env = {**os.environ, "PYTHONPATH": REPO, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+        out = tempfile.TemporaryFile(mode="w+")
+        _TRL_PROC["out"] = out
+        _TRL_PROC["proc"] = subprocess.Popen([sys.executable, TRL_SCRIPT], stdout=out, stderr=subprocess.STDOUT,
+                                             text=True, env=env, cwd=REPO)
+    return _TRL_PROC["proc"], _TRL_PROC["out"]
+
+
+@pytest.fixture
+def trl_step():
+    """(Popen, output file) of the TRL step subprocess."""
+    return start_trl_step()
+
+
+def pytest_collection_modifyitems(config, items):
+    if any("test_grpo_trainer_one_step" in item.nodeid for item in items):
+        start_trl_step()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    proc = _TRL_PROC.get("proc")
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()

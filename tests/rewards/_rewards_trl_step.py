@@ -1,4 +1,4 @@
-"""One GRPOTrainer step (TRL) with an rltrain reward; run as a subprocess by test_trl_verl.py.
+"""One GRPOTrainer step (TRL) with an rltrain reward; run as a subprocess by test_rewards_trl_verl.py.
 
 Prints one JSON line with what happened. vllm and deepspeed are hidden from TRL's import-time
 availability checks (importlib.util.find_spec returns None for a None entry in sys.modules):
@@ -24,7 +24,7 @@ def main() -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     import rewards
-    from _tiny import char_tokenizer, tiny_qwen2_config
+    from _rewards_helpers import char_tokenizer, tiny_qwen2_config
 
     torch.manual_seed(0)
     tok = char_tokenizer()

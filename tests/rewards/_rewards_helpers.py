@@ -31,3 +31,9 @@ def tiny_qwen2_config(vocab_size: int):
         num_attention_heads=1, num_key_value_heads=1, head_dim=64, max_position_embeddings=256,
         tie_word_embeddings=True, pad_token_id=0, bos_token_id=2, eos_token_id=3,
     )
+
+
+import os as _os
+
+#: the repository root (tests/rewards/ is two levels down)
+REPO = _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))

@@ -3,7 +3,7 @@
 import pytest
 
 import rewards
-from _tiny import char_tokenizer, tiny_qwen2_config
+from _rewards_helpers import char_tokenizer, tiny_qwen2_config
 
 
 @pytest.fixture(scope="module")

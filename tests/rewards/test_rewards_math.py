@@ -68,14 +68,15 @@ def test_missing_ground_truth_is_none(math_reward):
 def test_huge_expressions_are_bounded():
     reward = rewards.load("math", timeout_s=1.0, workers=2)
     try:
-        comps = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{" + "+".join(["x"] * 3000) + "}", "\\boxed{2}", "\\boxed{" + "(" * 500 + "1" + ")" * 500 + "}"]
+        # a power tower (sympy big-int work that holds the GIL) and a 3,000-term sum
+        comps = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{2}", "\\boxed{" + "+".join(["x"] * 3000) + "}"]
+        reward(["q"], ["\\boxed{1}"], answer=["1"])  # workers up before timing
         t0 = time.monotonic()
-        out = reward(["q"] * 4, comps, answer=["5", "5", "2", "1"])
+        out = reward(["q"] * 3, comps, answer=["5", "2", "5"])
         took = time.monotonic() - t0
-        assert out[2] == 1.0
-        assert all(r in (0.0, 1.0, None) for r in out)
-        # 4 samples on 2 workers, each at most 1 s (+ worker start-up and replacement starts)
-        assert took < 25, took
+        assert out[1] == 1.0
+        assert out[0] in (0.0, None) and out[2] in (0.0, None)
+        assert took < 6, took  # each bounded by timeout_s=1 (2 workers)
         # the caller keeps going: the pool still scores afterwards
         assert reward(["q"], ["\\boxed{7}"], answer=["7"]) == [1.0]
     finally:

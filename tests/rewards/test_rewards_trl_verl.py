@@ -3,21 +3,20 @@
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 
-from conftest import REPO
+from _rewards_helpers import REPO
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def test_grpo_trainer_one_step_with_rltrain_reward():
-    env = {**os.environ, "PYTHONPATH": REPO, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "_trl_step.py")], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=240)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-6000:]
+def test_grpo_trainer_one_step_with_rltrain_reward(trl_step):
+    proc, out = trl_step  # started at collection time (conftest), runs beside the other tests
+    proc.wait(timeout=240)
+    out.seek(0)
+    text = out.read()
+    lines = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, text[-8000:]
     res = json.loads(lines[-1][len("RESULT "):])
     assert res["global_step"] == 1
     assert res["samples_scored"] >= 4  # 2 prompts x 2 generations per step

@@ -8,7 +8,7 @@ import threading
 import time
 
 import rewards
-from conftest import REPO
+from _rewards_helpers import REPO
 from rewards.serve import make_server
 
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from _rewards_helpers import REPO
 
 FORBIDDEN = ("torch", "ray", "vllm", "deepspeed", "rltrain", "algorithms", "transformers", "math_verify", "sympy")
 
