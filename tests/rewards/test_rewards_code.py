@@ -106,3 +106,30 @@ def test_sandbox_result_fields():
     r = run_python("while True: pass", timeout_s=1)
     assert r.timed_out and time.monotonic() - t0 < 4
     assert isinstance(sandbox_layers(), tuple)
+
+
+def _outer_layers_only(code):
+    """Run ``code`` under the namespace/privilege layers alone (no audit hook, no rlimits)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(list(sandbox_layers()) + [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=20)
+
+
+@pytest.mark.skipif("unshare" not in sandbox_layers(), reason="no network namespace on this machine")
+def test_network_namespace_layer_alone_blocks_localhost(local_server):
+    out = _outer_layers_only(
+        f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {local_server.port}), timeout=1)\n    print('connected')\n"
+        "except OSError as e:\n    print('blocked', e)"
+    )
+    assert "blocked" in out.stdout, out.stdout + out.stderr
+    time.sleep(0.2)
+    assert local_server.connections == 0
+
+
+@pytest.mark.skipif("setpriv" not in sandbox_layers(), reason="not root: no privilege drop layer")
+def test_privilege_drop_layer_alone_blocks_writes(tmp_path):
+    target = tmp_path / "escaped.txt"
+    out = _outer_layers_only(f"open({str(target)!r}, 'w').write('x')")
+    assert out.returncode != 0 and "Permission" in out.stderr
+    assert not target.exists()
