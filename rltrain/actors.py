@@ -8,6 +8,7 @@ learner rank and rollout worker gets one GPU of its own.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ def _bundles(n_actors: int) -> list[dict]:
     if gpus >= n_actors:
         return [{"CPU": 1, "GPU": 1} for _ in range(n_actors)]
     cpus = ray.available_resources().get("CPU", 1)
-    share = round(min(1.0, cpus / n_actors), 2)
+    share = math.floor(100 * min(1.0, cpus / n_actors)) / 100  # never over-ask: the group must fit
     return [{"CPU": share} for _ in range(n_actors)]
 
 
@@ -51,7 +52,11 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
     n_actors = n_learn + n_work + int(need_reference)
     bundles = _bundles(n_actors)
     pg = placement_group(bundles, strategy="PACK")
-    ray.get(pg.ready())
+    try:
+        ray.get(pg.ready(), timeout=120)
+    except ray.exceptions.GetTimeoutError:
+        raise RuntimeError(f"placement group {bundles} did not fit the cluster's resources "
+                           f"{ray.available_resources()} within 120 s") from None
 
     def opts(i: int) -> dict:
         b = bundles[i]

@@ -106,11 +106,22 @@ class Learner:
             loss, m = self.algo.loss(logp, _to_device(mb, self.device), entropy=ent)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
             self.engine.backward(loss * n_micro * self.world_size)
+            if b == cuts[-1]:
+                grad_norm = self._grad_norm()
             self.engine.step()
             metrics.append(m)
-        grad_norm = self.engine.get_global_grad_norm()
+        if grad_norm is None:
+            grad_norm = self.engine.get_global_grad_norm()
         return {"algo": metrics, "actor/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                 "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0}
+
+    def _grad_norm(self) -> float | None:
+        """Global gradient norm before clipping. ZeRO-0 keeps reduced gradients in `.grad` after the
+        boundary backward; ZeRO 1-3 report it from their optimizer after the step."""
+        if self.cfg.zero_stage == 0:
+            grads = [p.grad.detach().float().norm() ** 2 for p in self.engine.module.parameters() if p.grad is not None]
+            return float(torch.stack(grads).sum().sqrt()) if grads else 0.0
+        return None
 
     # ----- weight sync, checkpoints, export -------------------------------------------------
     def sync_weights(self, workers: list, version: int, bucket_bytes: int) -> dict[str, float]:

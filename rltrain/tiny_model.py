@@ -132,7 +132,7 @@ def model_config(size: str = "tiny", arch: str = "qwen2", vocab_size: int | None
         hidden_act="silu",
         initializer_range=0.02,
         use_cache=True,
-        torch_dtype="float32",
+        dtype="float32",
         **kw,
     )
     if arch == "qwen2":

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
+from transformers import GenerationConfig
 
 from rltrain.engines.base import Sample, SamplingConfig
 
 
 class HFEngine:
     def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0) -> None:
-        from transformers import AutoModelForCausalLM, GenerationConfig
+        from transformers import AutoModelForCausalLM
 
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         self.model.eval()
@@ -25,7 +26,6 @@ class HFEngine:
             self.eos_id = self.eos_id[0]
         pad = self.model.config.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_id
-        self.gen_config = GenerationConfig(eos_token_id=self.eos_id, pad_token_id=self.pad_id)
         self.params = self.model.state_dict()  # tensors share storage with the parameters (tied names too)
         self.seed = seed
         self.calls = 0
@@ -37,13 +37,11 @@ class HFEngine:
         seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
         self.calls += 1
         torch.manual_seed(seed)
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
-                      output_scores=True, return_dict_in_generate=True, generation_config=self.gen_config)
-        if sampling.greedy:
-            kwargs.update(do_sample=False)
-        else:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        out = self.model.generate(input_ids=ids, attention_mask=attn, **kwargs)
+        sample = {} if sampling.greedy else dict(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
+                                  output_scores=True, return_dict_in_generate=True, do_sample=not sampling.greedy,
+                                  eos_token_id=self.eos_id, pad_token_id=self.pad_id, **sample)
+        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
         new_tokens = out.sequences[:, ids.shape[1]:]
         logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1)
         token_lp = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
