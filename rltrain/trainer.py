@@ -167,16 +167,8 @@ class Trainer:
                 if "cur_logp_prepass" in self.algo.requires:
                     mb = self._with_current_logp(mb)
                 mb = self.algo.prepare_minibatch(mb)
-                aligned = self.algo.group_aligned_microbatches
-                shards = shard_for_ranks(len(mb), lc.num_ranks, mb.group_ids if aligned else None)
-                n_micro = max(1, -(-max(len(s) for s in shards) // lc.micro_batch_size))
-                futures = [lr.train_minibatch.remote(pad_shard(mb, s, n_micro), n_micro)
-                           for lr, s in zip(self.actors.learners, shards)]
-                ranks = ray.get(futures)
-                step_metrics = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
-                step_metrics["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
-                step_metrics["actor/lr"] = ranks[0]["actor/lr"]
-                step_metrics["timing_s/update_rank_max"] = max(r["timing_s/update_rank"] for r in ranks)
+                step_metrics = update_minibatch(self.actors.learners, mb, lc.micro_batch_size,
+                                                self.algo.group_aligned_microbatches)
                 metrics.append(step_metrics)
         return {k: sum(m.get(k, 0.0) for m in metrics) / len(metrics) for k in metrics[-1]}
 
@@ -247,6 +239,19 @@ class Trainer:
         yield
         dt = time.perf_counter() - t0
         self.timings[name] = self.timings.get(name, 0.0) + dt if accumulate else dt
+
+
+def update_minibatch(learners: list, mb: RolloutBatch, micro_batch_size: int, group_aligned: bool) -> dict[str, float]:
+    """One optimizer step on `mb`: shard rows over the learner ranks, pad every shard to the same
+    micro-step count (zero-weight rows), train, and reduce the algorithm metrics exactly."""
+    shards = shard_for_ranks(len(mb), len(learners), mb.group_ids if group_aligned else None)
+    n_micro = max(1, -(-max(len(s) for s in shards) // micro_batch_size))
+    ranks = ray.get([lr.train_minibatch.remote(pad_shard(mb, s, n_micro), n_micro) for lr, s in zip(learners, shards)])
+    out = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
+    out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
+    out["actor/lr"] = ranks[0]["actor/lr"]
+    out["timing_s/update_rank_max"] = max(r["timing_s/update_rank"] for r in ranks)
+    return out
 
 
 def _ray_init_kwargs(cfg: Config) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Unit tests of the runtime's pure pieces, with numbers computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rltrain.evaluation import ks_for, pass_at_k
+from rltrain.logprobs import pack_rows, response_logprobs
+from rltrain.sharding import micro_cuts, split_indices
+from rltrain.weight_sync import iter_buckets
+
+
+def test_pass_at_k_by_hand():
+    # n=4, c=1: pass@1 = 1 - C(3,1)/C(4,1) = 1 - 3/4 = 0.25; pass@2 = 1 - C(3,2)/C(4,2) = 1 - 3/6 = 0.5
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+    assert pass_at_k(4, 0, 4) == 0.0 and pass_at_k(4, 3, 2) == 1.0  # n-c=1 < k=2
+    assert ks_for(16) == [1, 2, 4, 8, 16] and ks_for(3) == [1, 2]
+    with pytest.raises(ValueError):
+        pass_at_k(2, 1, 4)
+
+
+def test_buckets_respect_size_and_keep_order():
+    named = [(f"p{i}", torch.zeros(n)) for i, n in enumerate([10, 10, 30, 5, 5])]  # float32: 4 bytes each
+    buckets = list(iter_buckets(iter(named), bucket_bytes=80))  # 20 floats per bucket
+    assert [[n for n, _ in b] for b in buckets] == [["p0", "p1"], ["p2"], ["p3", "p4"]]  # p2 alone (120 B > 80)
+
+
+def test_pack_rows_aligns_response_positions():
+    packed = pack_rows([[5, 6, 7], [8]], [[1, 2], [3, 4, 9]], pad_id=0)
+    assert packed["input_ids"].tolist() == [[5, 6, 7, 1, 2], [8, 3, 4, 9, 0]]
+    assert packed["resp_start"].tolist() == [3, 1]
+    assert packed["response_ids"].tolist() == [[1, 2, 0], [3, 4, 9]]
+    assert packed["response_mask"].tolist() == [[1, 1, 0], [1, 1, 1]]
+
+
+class _Bigram(torch.nn.Module):
+    """logits at position i depend only on token i: an exact reference for the gather logic."""
+
+    def __init__(self, vocab: int = 12):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.randn(vocab, vocab))
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        return type("Out", (), {"logits": self.table[input_ids]})
+
+
+def test_response_logprobs_match_manual_gather():
+    torch.manual_seed(0)
+    model = _Bigram()
+    packed = pack_rows([[5, 6, 7], [8]], [[1, 2], [3, 4, 9]], pad_id=0)
+    logp, ent = response_logprobs(model, packed["input_ids"], packed["attention_mask"], packed["resp_start"],
+                                  packed["response_ids"], temperature=2.0, with_entropy=True)
+    table = torch.log_softmax(model.table.detach() / 2.0, -1)
+    # row 0: token 1 predicted from token 7, token 2 from token 1; row 1: 3<-8, 4<-3, 9<-4
+    assert logp[0, 0].item() == pytest.approx(table[7, 1].item(), abs=1e-6)
+    assert logp[0, 1].item() == pytest.approx(table[1, 2].item(), abs=1e-6)
+    assert logp[1, 2].item() == pytest.approx(table[4, 9].item(), abs=1e-6)
+    assert ent[1, 0].item() == pytest.approx(-(table[8].exp() * table[8]).sum().item(), abs=1e-5)
+
+
+def test_split_indices_even_and_group_aligned():
+    assert [p.tolist() for p in split_indices(5, 2)] == [[0, 1], [2, 3, 4]]  # cut at round(2.5) = 2
+    groups = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    # target cut at 4 -> nearest group start is 3 (starts: 0, 3, 5)
+    assert [p.tolist() for p in split_indices(8, 2, groups)] == [[0, 1, 2], [3, 4, 5, 6, 7]]
+    assert [p.tolist() for p in split_indices(1, 2)] == [[], [0]]  # an empty shard gets zero-weight padding
+
+
+def test_micro_cuts_cover_the_shard():
+    class S:
+        group_ids = torch.tensor([0, 0, 1, 1, 2, 2])
+
+        def __len__(self):
+            return 6
+
+    assert micro_cuts(S(), 3, False) == [0, 2, 4, 6]
+    assert micro_cuts(S(), 3, True) == [0, 2, 4, 6]
