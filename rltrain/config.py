@@ -211,7 +211,10 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
     import algorithms
 
     cfg = load_config(Config, yaml_path, overrides or [])
-    algorithms.build(cfg.algorithm.spec())  # raises ConfigError naming algorithm.* keys
+    try:
+        algorithms.build(cfg.algorithm.spec())
+    except algorithms.ConfigError as e:  # already names the algorithm.* key and what is allowed
+        raise ConfigError(str(e)) from None
     return cfg
 
 

@@ -43,8 +43,6 @@ class Learner:
         import deepspeed
         from transformers import AutoModelForCausalLM
 
-        import algorithms
-
         torch.manual_seed(seed)
         self.rank, self.world_size, self.cfg, self.temperature = rank, world_size, cfg, temperature
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
@@ -68,6 +66,12 @@ class Learner:
         }
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=ds_config)
+        self.set_algorithm(algo_spec)
+
+    def set_algorithm(self, algo_spec: dict) -> None:
+        """The loss side of the algorithm (stateless here: algorithm state lives on the driver)."""
+        import algorithms
+
         self.algo = algorithms.build(algo_spec)
         self.with_entropy = "entropy" in self.algo.requires
 

@@ -55,6 +55,14 @@ class Trainer:
         wandb_id = self._maybe_resume()
         self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id)
 
+    def set_algorithm(self, spec: dict) -> None:
+        """Swap the algorithm on live actors (tests and sweeps reuse one set of actors)."""
+        algo = algorithms.build(spec)
+        if "ref_logp" in algo.requires and self.actors.reference is None:
+            raise ValueError("algorithm needs reference log-probs but this run started without a reference actor")
+        ray.get([lr.set_algorithm.remote(spec) for lr in self.actors.learners])
+        self.algo = algo
+
     # ----- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         t_start = time.perf_counter()
