@@ -31,6 +31,8 @@ def parse(argv: list[str]):
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     from rltrain.config import ConfigError, load
 
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = trainer.run()
     finally:
         trainer.close()
+        import ray
+
+        ray.shutdown()  # flush actor logs before the summary lines
     before, after = summary["pass@1_before"], summary["pass@1_after"]
     print(f"[rltrain] done: {summary['steps']} steps in {summary['wall_s']:.0f}s; test pass@1 "
           f"{before:.3f} -> {after:.3f}; checkpoint {summary['checkpoint']}; model {summary['exported_model']}")

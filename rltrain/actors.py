@@ -64,7 +64,8 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
 
     cores = os.cpu_count() or 2
-    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false"}}
+    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
+                        "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
     port = _free_port()
     learners = [
         ray.remote(Learner).options(**opts(r), runtime_env=env).remote(
