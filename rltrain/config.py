@@ -85,6 +85,7 @@ class LearnerConfig:
     grad_clip: float = 1.0
     warmup_steps: int = 0
     threads: int = 0  # torch threads per rank; 0 = cores / num_ranks
+    force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
 
     def validate(self) -> None:
         check(self.num_ranks >= 1, "learner.num_ranks", "must be >= 1")

@@ -105,9 +105,11 @@ class Learner:
         cuts = micro_cuts(shard, n_micro, self.algo.group_aligned_microbatches)
         metrics, t0 = [], time.perf_counter()
         for a, b in zip(cuts[:-1], cuts[1:]):
-            mb = shard.index(torch.arange(a, b))
-            logp, ent = self._forward(mb, self.with_entropy)
-            loss, m = self.algo.loss(logp, _to_device(mb, self.device), entropy=ent)
+            mb = _to_device(shard.index(torch.arange(a, b)), self.device)
+            logp, ent = self._forward(mb, True)
+            m_extra = _on_policy_fill(mb, logp, ent) if mb.old_logp is None else {}
+            loss, m = self.algo.loss(logp, mb, entropy=ent if self.with_entropy else None)
+            m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
             self.engine.backward(loss * n_micro * self.world_size)
             if b == cuts[-1]:
@@ -159,6 +161,17 @@ class Learner:
 
         state = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
         return float(sum(v.double().abs().sum() for v in state.values()))
+
+
+def _on_policy_fill(mb, logp: torch.Tensor, entropy: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """One optimizer step on fresh samples: pi_old is the current policy, so the old log-probs are
+    this forward's (detached) and no separate pass is needed. Also measures what that pass would
+    have: the engine-vs-learner log-prob gap and the rollout entropy (padding rows excluded)."""
+    mb.old_logp = logp.detach()
+    real = (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
+    w = float(real.sum())
+    diff = ((logp.detach() - mb.sampling_logp).abs() * real).sum() if mb.sampling_logp is not None else 0.0
+    return {"rollout/logprob_diff": (float(diff), w), "rollout/entropy": (float((entropy.detach() * real).sum()), w)}
 
 
 def _to_device(mb, device: torch.device):

@@ -147,15 +147,26 @@ class Trainer:
         metrics["rollout/weight_version"] = float(min(versions))
         return to_batch(kept, self.files.pad_id, self.step_idx), metrics
 
+    def needs_old_logprob_pass(self) -> bool:
+        """A separate old-log-prob pass is needed unless the batch gets exactly one optimizer step
+        and nothing before the update reads old log-probs or entropies (then the learner takes
+        them from its own forward: pi_old == pi_theta)."""
+        lc = self.cfg.learner
+        return (lc.epochs * lc.mini_batches > 1 or self.cfg.learner.force_old_logprob_pass
+                or bool({"old_entropy", "cur_logp_prepass"} & self.algo.requires))
+
     def compute_logprobs(self, batch: RolloutBatch) -> dict[str, float]:
         """Old log-probs and entropy from the learners (sharded by rank); reference log-probs."""
+        out: dict[str, float] = {}
+        if self.actors.reference is not None:
+            batch.ref_logp = ray.get(self.actors.reference.compute_logprobs.remote(batch))
+        if not self.needs_old_logprob_pass():
+            return out
         shards = shard_for_ranks(len(batch), len(self.actors.learners))
         outs = ray.get([lr.compute_logprobs.remote(batch.index(idx), True)
                         for lr, idx in zip(self.actors.learners, shards)])
         batch.old_logp = torch.cat([o[0] for o in outs])
         batch.entropy = torch.cat([o[1] for o in outs])
-        if self.actors.reference is not None:
-            batch.ref_logp = ray.get(self.actors.reference.compute_logprobs.remote(batch))
         m = batch.response_mask
         denom = m.sum().clamp(min=1)
         out = {"rollout/logprob_diff": float(((batch.sampling_logp - batch.old_logp).abs() * m).sum() / denom),

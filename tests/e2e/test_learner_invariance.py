@@ -66,3 +66,29 @@ def test_split_over_micro_batches_and_ranks_keeps_loss_and_gradient(ray_session,
     finally:
         for a in one + two:
             ray.kill(a)
+
+
+def test_fused_old_logprobs_equal_a_separate_pass(ray_session, default_model):
+    """One on-policy step without the old-log-prob pass (the learner takes pi_old from its own
+    forward) gives the same loss and gradient as computing old log-probs first."""
+    from transformers import AutoConfig
+
+    spec = {"preset": "grpo", "regularizer": {"name": "none"}}
+    algo = algorithms.build(spec)
+    batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size)
+    batch, _ = algo.prepare(batch)
+    one = _learners(default_model, 1, 0, spec)
+    two = _learners(default_model, 2, 0, spec)
+    try:
+        explicit = batch.copy()
+        explicit.old_logp, _ = ray.get(one[0].compute_logprobs.remote(batch, False))
+        separate = update_minibatch(one, explicit, micro_batch_size=len(batch), group_aligned=False)
+        fused = update_minibatch(two, batch, micro_batch_size=4, group_aligned=False)
+        assert batch.old_logp is None
+        assert separate["actor/pg_loss"] == pytest.approx(fused["actor/pg_loss"], rel=1e-5, abs=1e-7)
+        assert separate["actor/grad_norm"] > 0
+        assert separate["actor/grad_norm"] == pytest.approx(fused["actor/grad_norm"], rel=1e-4)
+        assert "rollout/logprob_diff" in fused and "rollout/entropy" in fused
+    finally:
+        for a in one + two:
+            ray.kill(a)
