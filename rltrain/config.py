@@ -176,7 +176,7 @@ class LoggingConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = 40
+    steps: int = 120
     seed: int = 0
     output_dir: str = "runs"
     run_name: str | None = None

@@ -66,7 +66,11 @@ class WarmStartRecipe:
 
 
 # Per-(task, size) overrides found by calibration (see the report in docs / commit messages).
-_CALIBRATED: dict[tuple[str, str], dict] = {}
+_CALIBRATED: dict[tuple[str, str], dict] = {
+    # rev4, 80 steps: test pass@1 ~0.12-0.13 and pass@8 ~0.6 with temperature-1 sampling (build ~25 s
+    # on 2 cores); at 100 steps the model has already learned the task (pass@1 ~0.68).
+    ("rev4", "tiny"): {"steps": 80},
+}
 
 
 def default_recipe(task: str = _tasks.DEFAULT_TASK, size: str = "tiny", **overrides) -> WarmStartRecipe:

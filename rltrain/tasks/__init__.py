@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "test")
-DEFAULT_TASK = "add2"
+DEFAULT_TASK = "rev4"
 
 
 @dataclass(frozen=True)
