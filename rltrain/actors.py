@@ -42,7 +42,7 @@ def _bundles(n_actors: int) -> list[dict]:
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus >= n_actors:
         return [{"CPU": 1, "GPU": 1} for _ in range(n_actors)]
-    cpus = ray.available_resources().get("CPU", 1)
+    cpus = ray.cluster_resources().get("CPU", 1)  # actors of a closed run may still be releasing theirs
     share = math.floor(100 * min(1.0, cpus / n_actors)) / 100  # never over-ask: the group must fit
     return [{"CPU": share} for _ in range(n_actors)]
 

@@ -73,7 +73,6 @@ class Learner:
         import algorithms
 
         self.algo = algorithms.build(algo_spec)
-        self.with_entropy = "entropy" in self.algo.requires
 
     # ----- forward passes -------------------------------------------------------------------
     def _forward(self, mb, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -108,7 +107,7 @@ class Learner:
             mb = _to_device(shard.index(torch.arange(a, b)), self.device)
             logp, ent = self._forward(mb, True)
             m_extra = _on_policy_fill(mb, logp, ent) if mb.old_logp is None else {}
-            loss, m = self.algo.loss(logp, mb, entropy=ent if self.with_entropy else None)
+            loss, m = self.algo.loss(logp, mb, entropy=ent)
             m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
             self.engine.backward(loss * n_micro * self.world_size)

@@ -24,8 +24,10 @@ def _gathered(param: torch.nn.Parameter, zero3: bool):
 
 
 def iter_full_params(module: torch.nn.Module, zero3: bool) -> Iterator[tuple[str, torch.Tensor]]:
-    """(HF name, full CPU tensor) for every parameter; a collective under ZeRO-3."""
-    for name, param in module.named_parameters():
+    """(HF name, full CPU tensor) for every parameter, tied aliases included (vLLM's CPU build
+    repacks lm_head separately from tied embeddings, so it needs `lm_head.weight` too); a collective
+    under ZeRO-3."""
+    for name, param in module.named_parameters(remove_duplicate=False):
         with _gathered(param, zero3):
             yield name, param.detach().to("cpu", copy=True)
 
