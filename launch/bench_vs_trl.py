@@ -51,6 +51,7 @@ def run_rltrain(model: str, spec: dict, steps: int, workdir: Path) -> list[float
         "learner.lr": spec["lr"], "learner.micro_batch_size": 256 if spec["max_new_tokens"] <= 16 else 8,
         "trainer.steps": steps, "trainer.output_dir": str(workdir), "trainer.run_name": "rltrain",
         "logging.wandb": False, "logging.console": False, "algorithm.preset": "grpo",
+        "algorithm.regularizer": {"name": "none"},  # TRL default beta=0: no KL, no reference model
     })
     trainer = Trainer(cfg)
     try:
