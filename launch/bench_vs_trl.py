@@ -9,6 +9,10 @@ Sizes: `tiny` = the embedded default (warm-started tiny model, built-in task, 8-
 so both trainers generate the full length). Step time is the mean over steps after the first
 (warm-up excluded) and includes generation, rewards, log-probs, the update and, for rltrain,
 the weight sync; TRL's is timed by a callback around each optimizer step.
+
+rltrain runs twice: `sync` (generate, then update, like TRL) and `one_step_off` (the next batch is
+generated while this one updates, one weight version stale; on CPU the two phases split the cores).
+Each gets its own ratio to TRL's step time.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ def model_for(size: str, workdir: Path) -> str:
     return str(build_tiny_model(workdir / "small-model", size="small"))
 
 
-def run_rltrain(model: str, spec: dict, steps: int, workdir: Path) -> list[float]:
+SCHEDULES = ("sync", "one_step_off")
+
+
+def run_rltrain(model: str, spec: dict, steps: int, workdir: Path, schedule: str) -> list[float]:
     from rltrain.config import load
     from rltrain.trainer import Trainer
 
@@ -49,7 +56,8 @@ def run_rltrain(model: str, spec: dict, steps: int, workdir: Path) -> list[float
         "model.path": model, "rollout.prompts_per_step": spec["prompts"], "rollout.n_samples": spec["group"],
         "rollout.max_new_tokens": spec["max_new_tokens"], "rollout.max_model_len": 512,
         "learner.lr": spec["lr"], "learner.micro_batch_size": 256 if spec["max_new_tokens"] <= 16 else 8,
-        "trainer.steps": steps, "trainer.output_dir": str(workdir), "trainer.run_name": "rltrain",
+        "trainer.steps": steps, "trainer.output_dir": str(workdir), "trainer.run_name": f"rltrain-{schedule}",
+        "trainer.schedule": schedule,
         "logging.wandb": False, "logging.console": False, "algorithm.preset": "grpo",
         "algorithm.regularizer": {"name": "none"},  # TRL default beta=0: no KL, no reference model
     })
@@ -97,6 +105,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=list(SIZES))
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
     parser.add_argument("--out", default="docs/bench_vs_trl.json")
     args = parser.parse_args()
     results = {}
@@ -104,14 +113,17 @@ def main() -> int:
         for size in args.sizes:
             spec = SIZES[size]
             model = model_for(size, Path(tmp))
-            ours = run_rltrain(model, spec, args.steps, Path(tmp) / size)
+            ours = {s: run_rltrain(model, spec, args.steps, Path(tmp) / size, s) for s in args.schedules}
             trl = run_trl(model, spec, args.steps, Path(tmp) / size)
             mean = lambda xs: sum(xs[1:]) / max(1, len(xs) - 1)  # noqa: E731 (first step = warm-up)
-            results[size] = {**spec, "steps": args.steps, "rltrain_step_s": mean(ours), "trl_step_s": mean(trl),
-                             "ratio_rltrain_over_trl": mean(ours) / mean(trl), "rltrain_all": ours, "trl_all": trl}
-            r = results[size]
-            print(f"{size}: rltrain {r['rltrain_step_s']:.2f}s/step  TRL {r['trl_step_s']:.2f}s/step  "
-                  f"ratio {r['ratio_rltrain_over_trl']:.2f}x", flush=True)
+            r = results[size] = {**spec, "steps": args.steps, "trl_step_s": mean(trl), "trl_all": trl}
+            line = f"{size}: TRL {r['trl_step_s']:.2f}s/step"
+            for s, times in ours.items():
+                r[f"rltrain_{s}_step_s"] = mean(times)
+                r[f"ratio_{s}_over_trl"] = mean(times) / mean(trl)
+                r[f"rltrain_{s}_all"] = times
+                line += f"  rltrain[{s}] {mean(times):.2f}s/step ({mean(times) / mean(trl):.2f}x)"
+            print(line, flush=True)
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

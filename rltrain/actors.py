@@ -1,13 +1,16 @@
 """Starts the Ray actors of a run with explicit placement.
 
 One placement group holds a bundle per actor: learner ranks, rollout workers and (optionally) the
-reference. On a CPU machine the bundles split the declared CPUs between the roles (the synchronous
-schedule runs one phase at a time, so each actor may use all cores while it works). With GPUs each
-learner rank and rollout worker gets one GPU of its own.
+reference. On a CPU machine the bundles split the declared CPUs between the roles, and
+`cpu_threads` sets each actor's torch threads: the synchronous schedule runs one phase at a time,
+so each actor may use all cores while it works; `one_step_off` runs generation and the update at
+once, so the cores are split between them. With GPUs each learner rank and rollout worker gets one
+GPU of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -47,6 +50,18 @@ def _bundles(n_actors: int) -> list[dict]:
     return [{"CPU": share} for _ in range(n_actors)]
 
 
+def cpu_threads(cfg: Config, cores: int | None = None) -> tuple[int, int]:
+    """(torch threads per learner rank, per rollout worker); `learner.threads` / `rollout.threads`
+    win when set."""
+    cores = cores or os.cpu_count() or 2
+    n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
+    if cfg.trainer.schedule == "sync":
+        learn, roll = max(1, cores // n_learn), cores
+    else:  # generation and the update overlap: one share of the cores each
+        learn = roll = max(1, cores // (n_learn + n_work))
+    return cfg.learner.threads or learn, cfg.rollout.threads or roll
+
+
 def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps: int) -> ActorGroup:
     n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
     n_actors = n_learn + n_work + int(need_reference)
@@ -64,18 +79,20 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
 
     cores = os.cpu_count() or 2
+    learn_threads, roll_threads = cpu_threads(cfg, cores)
+    learner_cfg = dataclasses.replace(cfg.learner, threads=learn_threads)
     env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
     port = _free_port()
     learners = [
         ray.remote(Learner).options(**opts(r), runtime_env=env).remote(
-            model_path, cfg.learner, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
+            model_path, learner_cfg, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
             cfg.algorithm.spec(), cfg.trainer.seed, total_steps)
         for r in range(n_learn)
     ]
     workers = [
         ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(
-            model_path, cfg.rollout.engine, cfg.model.dtype, cfg.trainer.seed * 100 + w, cores,
+            model_path, cfg.rollout.engine, cfg.model.dtype, cfg.trainer.seed * 100 + w, roll_threads,
             cfg.rollout.gpu_memory_utilization, cfg.rollout.max_model_len)
         for w in range(n_work)
     ]

@@ -58,6 +58,7 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.3
     max_model_len: int = 512
     max_refill_rounds: int = 4  # dynamic sampling: extra generation rounds before giving up
+    threads: int = 0  # torch threads per rollout worker on CPU; 0 = auto (see rltrain/actors.py)
 
     def validate(self) -> None:
         check(self.num_workers >= 1, "rollout.num_workers", "must be >= 1")
@@ -68,6 +69,7 @@ class RolloutConfig:
         check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
         check(0 < self.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization", "must be in (0, 1]")
         check(self.max_refill_rounds >= 0, "rollout.max_refill_rounds", "must be >= 0")
+        check(self.threads >= 0, "rollout.threads", "must be >= 0 (0 = auto)")
 
 
 @dataclass
@@ -84,7 +86,7 @@ class LearnerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0
     warmup_steps: int = 0
-    threads: int = 0  # torch threads per rank; 0 = cores / num_ranks
+    threads: int = 0  # torch threads per rank on CPU; 0 = auto (see rltrain/actors.py)
     force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
 
     def validate(self) -> None:
@@ -95,6 +97,7 @@ class LearnerConfig:
         check(self.lr > 0, "learner.lr", "must be > 0")
         check(len(self.betas) == 2, "learner.betas", "must be a list of two floats")
         check(self.grad_clip >= 0, "learner.grad_clip", "must be >= 0 (0 = off)")
+        check(self.threads >= 0, "learner.threads", "must be >= 0 (0 = auto)")
 
 
 @dataclass
@@ -185,6 +188,10 @@ class TrainerConfig:
     resume: str | None = None  # a run directory (or "auto" = the run_name's directory when it exists)
     max_wall_s: float = 0.0  # stop cleanly after this many seconds (0 = no limit)
     num_cpus: int = 0  # local Ray: CPUs to declare (0 = all)
+    # sync: generate, then update, one phase at a time. one_step_off: generate step t+1's first
+    # round while step t updates (one weight version stale; the ratio is taken against the
+    # behaviour log-probs), and split the cores between the rollout and learner actors on CPU.
+    schedule: Literal["sync", "one_step_off"] = "sync"
 
     def validate(self) -> None:
         check(self.steps >= 0, "trainer.steps", "must be >= 0")

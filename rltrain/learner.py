@@ -106,7 +106,9 @@ class Learner:
         for a, b in zip(cuts[:-1], cuts[1:]):
             mb = _to_device(shard.index(torch.arange(a, b)), self.device)
             logp, ent = self._forward(mb, True)
-            m_extra = _on_policy_fill(mb, logp, ent) if mb.old_logp is None else {}
+            m_extra = _fused_rollout_metrics(mb, logp, ent) if mb.entropy is None else {}
+            if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
+                mb.old_logp = logp.detach()
             loss, m = self.algo.loss(logp, mb, entropy=ent)
             m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
@@ -162,11 +164,9 @@ class Learner:
         return float(sum(v.double().abs().sum() for v in state.values()))
 
 
-def _on_policy_fill(mb, logp: torch.Tensor, entropy: torch.Tensor) -> dict[str, tuple[float, float]]:
-    """One optimizer step on fresh samples: pi_old is the current policy, so the old log-probs are
-    this forward's (detached) and no separate pass is needed. Also measures what that pass would
-    have: the engine-vs-learner log-prob gap and the rollout entropy (padding rows excluded)."""
-    mb.old_logp = logp.detach()
+def _fused_rollout_metrics(mb, logp: torch.Tensor, entropy: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """No separate old-log-prob pass ran, so measure here what it would have: the engine-vs-learner
+    log-prob gap and the rollout entropy (padding rows excluded)."""
     real = (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
     w = float(real.sum())
     diff = ((logp.detach() - mb.sampling_logp).abs() * real).sum() if mb.sampling_logp is not None else 0.0

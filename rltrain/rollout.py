@@ -35,6 +35,27 @@ class Record:
     reward_parts: dict[str, float | None] = field(default_factory=dict)
 
 
+@dataclass
+class PendingRollout:
+    """Generation in flight on the workers (`Rollout.submit`); `result()` waits for the records."""
+
+    rows: list[PromptRow]
+    prompt_ids: list[list[int]]
+    shards: list[list[int]]
+    futures: list
+    first_group: int
+
+    def result(self) -> list[Record]:
+        records: list[Record] = []
+        for shard, out in zip(self.shards, ray.get(self.futures)):
+            for smp in out["samples"]:
+                i = shard[smp.prompt_index]
+                records.append(Record(self.rows[i], self.first_group + i, self.prompt_ids[i], smp.response_ids,
+                                      smp.logprobs, smp.finished, out["version"]))
+        records.sort(key=lambda r: r.group)
+        return records
+
+
 class Rollout:
     def __init__(self, workers: list, tokenizer, rewards: RewardRunner) -> None:
         self.workers = workers
@@ -49,20 +70,16 @@ class Rollout:
             self._prompt_cache[row.key] = self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
         return self._prompt_cache[row.key]
 
+    def submit(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0) -> "PendingRollout":
+        """Start generating n samples per row, spread over the workers; returns at once."""
+        ids = [self.prompt_ids(r) for r in rows]
+        shards = [s for s in (list(range(len(rows)))[w::len(self.workers)] for w in range(len(self.workers))) if s]
+        futures = [w.generate.remote([ids[i] for i in shard], sampling) for w, shard in zip(self.workers, shards)]
+        return PendingRollout(rows, ids, shards, futures, first_group)
+
     def generate(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0) -> list[Record]:
         """n samples per row, spread over the workers; records come back grouped by row."""
-        ids = [self.prompt_ids(r) for r in rows]
-        shards = [list(range(len(rows)))[w::len(self.workers)] for w in range(len(self.workers))]
-        futures = [w.generate.remote([ids[i] for i in shard], sampling)
-                   for w, shard in zip(self.workers, shards) if shard]
-        records: list[Record] = []
-        for shard, out in zip([s for s in shards if s], ray.get(futures)):
-            for smp in out["samples"]:
-                i = shard[smp.prompt_index]
-                records.append(Record(rows[i], first_group + i, ids[i], smp.response_ids, smp.logprobs,
-                                      smp.finished, out["version"]))
-        records.sort(key=lambda r: r.group)
-        return records
+        return self.submit(rows, sampling, first_group).result()
 
     def score(self, records: list[Record]) -> None:
         """Fill `reward` (None = the sample is dropped from the update) and the decoded completion."""

@@ -6,6 +6,12 @@
     -> learners: micro-batched backward + optimizer step per mini-batch
     -> bucketed weight sync learner -> engines (versioned) -> metrics, checkpoint
 
+`trainer.schedule: one_step_off` changes only when generation starts: step t+1's first round is
+submitted right after step t's batch is collected, so the engines generate it (with the weights
+of sync t-1) while the learners update; the sync queues behind it on each worker. A batch made by
+older weights than the learner's is trained with its behaviour log-probs as pi_old, so the clipped
+ratio corrects for the lag.
+
 Nothing here branches on an algorithm's name: the algorithm declares what it needs
 (`algo.requires`) and the loop provides it.
 """
@@ -30,7 +36,7 @@ from rltrain.config import Config, to_dict
 from rltrain.engines.base import SamplingConfig
 from rltrain.evaluation import evaluate
 from rltrain.reward_runner import RewardRunner
-from rltrain.rollout import Record, Rollout, rollout_metrics, to_batch
+from rltrain.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
 from rltrain.run_setup import RunFiles, prepare_run
 from rltrain.sharding import minibatch_slices, pad_shard, shard_for_ranks
 from rltrain.tracking import Tracker
@@ -47,6 +53,8 @@ class Trainer:
         self.sampler = self.files.sampler
         self.step_idx, self.version = 0, 0
         self.timings: dict[str, float] = {}
+        self._prefetched: PendingRollout | None = None  # one_step_off: next step's first round, in flight
+        self._sampler_before_prefetch: dict | None = None
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.actors = start_actors(cfg, self.files.model_path, "ref_logp" in self.algo.requires, cfg.trainer.steps)
@@ -93,6 +101,7 @@ class Trainer:
         with self._timer("step"):
             with self._timer("gen"):
                 batch, metrics = self.collect_batch()
+            self._prefetch_next()
             with self._timer("logprob"):
                 metrics.update(self.compute_logprobs(batch))
             batch, algo_metrics = self.algo.prepare(batch)
@@ -108,21 +117,35 @@ class Trainer:
         return metrics
 
     # ----- phases ---------------------------------------------------------------------------
+    def _sampling(self) -> SamplingConfig:
+        rc = self.cfg.rollout
+        return SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
+                              top_p=rc.top_p)
+
+    def _prefetch_next(self) -> None:
+        """one_step_off: submit the next step's first generation round now (it runs during the update)."""
+        if self.cfg.trainer.schedule != "one_step_off" or self.step_idx >= self.cfg.trainer.steps:
+            return
+        self._sampler_before_prefetch = self.sampler.state_dict()
+        rows = self.sampler.take(self.cfg.rollout.prompts_per_step)
+        self._prefetched = self.rollout.submit(rows, self._sampling())
+
     def collect_batch(self) -> tuple[RolloutBatch, dict[str, float]]:
         """Generate and score; apply the data policy and refill it up to `prompts_per_step` groups."""
         rc = self.cfg.rollout
-        sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens,
-                                  temperature=rc.temperature, top_p=rc.top_p)
         kept: list[Record] = []
         seen: list[Record] = []
         need, group_base = rc.prompts_per_step, 0
         for attempt in range(1 + rc.max_refill_rounds):
-            rows = self.sampler.take(need if attempt else rc.prompts_per_step)
+            pending, self._prefetched = self._prefetched, None
+            if pending is None:
+                rows = self.sampler.take(need if attempt else rc.prompts_per_step)
+                pending = self.rollout.submit(rows, self._sampling(), first_group=group_base)
             with self._timer("rollout", accumulate=True):
-                records = self.rollout.generate(rows, sampling, first_group=group_base)
+                records = pending.result()
             with self._timer("reward", accumulate=True):
                 self.rollout.score(records)
-            group_base += len(rows)
+            group_base += len(pending.rows)
             seen += records
             scored = [r for r in records if r.reward is not None]
             if scored:
@@ -143,9 +166,13 @@ class Trainer:
         metrics["rollout/kept_groups"] = float(len(groups))
         if not kept:
             raise RuntimeError(f"step {self.step_idx}: no sample survived scoring and the data policy")
-        versions = {r.version for r in kept}
-        metrics["rollout/weight_version"] = float(min(versions))
-        return to_batch(kept, self.files.pad_id, self.step_idx), metrics
+        oldest = min(r.version for r in kept)
+        metrics["rollout/weight_version"] = float(oldest)
+        metrics["rollout/staleness"] = float(self.version - oldest)
+        batch = to_batch(kept, self.files.pad_id, self.step_idx)
+        if oldest < self.version:  # off-policy: the ratio is taken against the policy that sampled
+            batch.old_logp = batch.sampling_logp.clone()
+        return batch, metrics
 
     def needs_old_logprob_pass(self) -> bool:
         """A separate old-log-prob pass is needed unless the batch gets exactly one optimizer step
@@ -165,14 +192,16 @@ class Trainer:
         shards = shard_for_ranks(len(batch), len(self.actors.learners))
         outs = ray.get([lr.compute_logprobs.remote(batch.index(idx), True)
                         for lr, idx in zip(self.actors.learners, shards)])
-        batch.old_logp = torch.cat([o[0] for o in outs])
+        current = torch.cat([o[0] for o in outs])
         batch.entropy = torch.cat([o[1] for o in outs])
+        if batch.old_logp is None:  # on-policy; an off-policy batch keeps its behaviour log-probs
+            batch.old_logp = current
         m = batch.response_mask
         denom = m.sum().clamp(min=1)
-        out = {"rollout/logprob_diff": float(((batch.sampling_logp - batch.old_logp).abs() * m).sum() / denom),
+        out = {"rollout/logprob_diff": float(((batch.sampling_logp - current).abs() * m).sum() / denom),
                "rollout/entropy": float((batch.entropy * m).sum() / denom)}
         if batch.ref_logp is not None:
-            out["rollout/ref_kl_k1"] = float(((batch.old_logp - batch.ref_logp) * m).sum() / denom)
+            out["rollout/ref_kl_k1"] = float(((current - batch.ref_logp) * m).sum() / denom)
         return out
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
@@ -213,7 +242,9 @@ class Trainer:
 
     # ----- checkpoints ----------------------------------------------------------------------
     def save(self) -> Path:
-        state = {"step": self.step_idx, "version": self.version, "sampler": self.sampler.state_dict(),
+        # a prefetched round is not in the checkpoint: a resumed run takes its rows again
+        sampler = self._sampler_before_prefetch if self._prefetched is not None else self.sampler.state_dict()
+        state = {"step": self.step_idx, "version": self.version, "sampler": sampler,
                  "algorithm": self.algo.state_dict(), "rng": checkpoint.rng_state(),
                  "wandb_id": getattr(self, "tracker", None) and self.tracker.wandb_id,
                  "eval_before": self.files.summary_before}

@@ -77,3 +77,15 @@ def test_micro_cuts_cover_the_shard():
 
     assert micro_cuts(S(), 3, False) == [0, 2, 4, 6]
     assert micro_cuts(S(), 3, True) == [0, 2, 4, 6]
+
+
+def test_cpu_threads_split_cores_only_when_phases_overlap():
+    from rltrain.actors import cpu_threads
+    from rltrain.config import load
+
+    sync = load(None, {"learner.num_ranks": 2})
+    assert cpu_threads(sync, cores=8) == (4, 8)  # one phase at a time: ranks share, the engine takes all
+    overlap = load(None, {"trainer.schedule": "one_step_off"})
+    assert cpu_threads(overlap, cores=2) == (1, 1)  # 1 learner + 1 worker at once
+    assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "learner.num_ranks": 2}), cores=6) == (2, 2)
+    assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "rollout.threads": 3}), cores=2) == (1, 3)
