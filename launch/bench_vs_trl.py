@@ -2,17 +2,21 @@
 length, learning rate and number of steps, in one run (benchmark, not a test).
 
     .venv/bin/python launch/bench_vs_trl.py                 # both sizes, writes docs/bench_vs_trl.json
-    .venv/bin/python launch/bench_vs_trl.py --sizes tiny --steps 4
+    .venv/bin/python launch/bench_vs_trl.py --sizes tiny --steps 6 --variants trl_fp32 sync_fp32
 
 Sizes: `tiny` = the embedded default (warm-started tiny model, built-in task, 8-token completions);
 `small` = a ~20M-param Qwen2 with random weights and 256-token completions (it never stops early,
-so both trainers generate the full length). Step time is the mean over steps after the first
-(warm-up excluded) and includes generation, rewards, log-probs, the update and, for rltrain,
-the weight sync; TRL's is timed by a callback around each optimizer step.
+so both trainers generate the full length). Step time is the median over the steps after the
+first two (warm-up: oneDNN builds its kernels for each new shape) and includes generation,
+rewards, log-probs, the update and, for rltrain, the weight sync; TRL's is timed by a callback
+around each optimizer step.
 
-rltrain runs twice: `sync` (generate, then update, like TRL) and `one_step_off` (the next batch is
-generated while this one updates, one weight version stale; on CPU the two phases split the cores).
-Each gets its own ratio to TRL's step time.
+Variants (each rltrain variant is compared with the TRL run of the same learner precision):
+  trl_fp32 / trl_bf16     TRL GRPOTrainer, float32 / `bf16=True`
+  sync_fp32               rltrain, generate then update (as TRL does), all float32
+  one_step_off_fp32       rltrain, the next batch generates while this one updates (cores split)
+  sync_bf16_engine        rltrain sync, rollout engine in bfloat16, learner in float32
+  sync_bf16               rltrain sync, engine and learner (DeepSpeed bf16) in bfloat16
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -45,21 +50,29 @@ def model_for(size: str, workdir: Path) -> str:
     return str(build_tiny_model(workdir / "small-model", size="small"))
 
 
-SCHEDULES = ("sync", "one_step_off")
+# variant -> (trainer, config overrides for rltrain / bf16 flag for TRL, TRL baseline it is compared with)
+VARIANTS: dict[str, tuple[str, dict, str]] = {
+    "trl_fp32": ("trl", {"bf16": False}, ""),
+    "trl_bf16": ("trl", {"bf16": True}, ""),
+    "sync_fp32": ("rltrain", {"trainer.schedule": "sync"}, "trl_fp32"),
+    "one_step_off_fp32": ("rltrain", {"trainer.schedule": "one_step_off"}, "trl_fp32"),
+    "sync_bf16_engine": ("rltrain", {"trainer.schedule": "sync", "rollout.dtype": "bfloat16"}, "trl_fp32"),
+    "sync_bf16": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "bfloat16"}, "trl_bf16"),
+}
 
 
-def run_rltrain(model: str, spec: dict, steps: int, workdir: Path, schedule: str) -> list[float]:
+def run_rltrain(model: str, spec: dict, steps: int, workdir: Path, name: str, over: dict) -> list[float]:
     from rltrain.config import load
     from rltrain.trainer import Trainer
 
     cfg = load(None, {
         "model.path": model, "rollout.prompts_per_step": spec["prompts"], "rollout.n_samples": spec["group"],
         "rollout.max_new_tokens": spec["max_new_tokens"], "rollout.max_model_len": 512,
-        "learner.lr": spec["lr"], "learner.micro_batch_size": 256 if spec["max_new_tokens"] <= 16 else 8,
-        "trainer.steps": steps, "trainer.output_dir": str(workdir), "trainer.run_name": f"rltrain-{schedule}",
-        "trainer.schedule": schedule,
+        "learner.lr": spec["lr"], "learner.micro_batch_size": spec["prompts"] * spec["group"],  # one pass, as TRL
+        "trainer.steps": steps, "trainer.output_dir": str(workdir), "trainer.run_name": name,
         "logging.wandb": False, "logging.console": False, "algorithm.preset": "grpo",
         "algorithm.regularizer": {"name": "none"},  # TRL default beta=0: no KL, no reference model
+        **over,
     })
     trainer = Trainer(cfg)
     try:
@@ -68,7 +81,7 @@ def run_rltrain(model: str, spec: dict, steps: int, workdir: Path, schedule: str
         trainer.close()
 
 
-def run_trl(model: str, spec: dict, steps: int, workdir: Path) -> list[float]:
+def run_trl(model: str, spec: dict, steps: int, workdir: Path, bf16: bool) -> list[float]:
     import rewards
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -83,7 +96,7 @@ def run_trl(model: str, spec: dict, steps: int, workdir: Path) -> list[float]:
         output_dir=str(workdir / "trl"), use_cpu=True, report_to="none", learning_rate=spec["lr"],
         per_device_train_batch_size=n, gradient_accumulation_steps=1, num_generations=spec["group"],
         max_completion_length=spec["max_new_tokens"], max_steps=steps, logging_steps=1, save_strategy="no",
-        beta=0.0, temperature=1.0, top_k=0, disable_dropout=True, dataloader_num_workers=0, seed=0,
+        beta=0.0, temperature=1.0, top_k=0, disable_dropout=True, dataloader_num_workers=0, seed=0, bf16=bf16,
     )
     times: list[float] = []
 
@@ -101,29 +114,36 @@ def run_trl(model: str, spec: dict, steps: int, workdir: Path) -> list[float]:
     return times
 
 
+def steady(times: list[float]) -> float:
+    """Median step time after the first two steps (warm-up)."""
+    return statistics.median(times[2:] if len(times) > 2 else times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=list(SIZES))
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default="docs/bench_vs_trl.json")
     args = parser.parse_args()
-    results = {}
+    results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             spec = SIZES[size]
             model = model_for(size, Path(tmp))
-            ours = {s: run_rltrain(model, spec, args.steps, Path(tmp) / size, s) for s in args.schedules}
-            trl = run_trl(model, spec, args.steps, Path(tmp) / size)
-            mean = lambda xs: sum(xs[1:]) / max(1, len(xs) - 1)  # noqa: E731 (first step = warm-up)
-            r = results[size] = {**spec, "steps": args.steps, "trl_step_s": mean(trl), "trl_all": trl}
-            line = f"{size}: TRL {r['trl_step_s']:.2f}s/step"
-            for s, times in ours.items():
-                r[f"rltrain_{s}_step_s"] = mean(times)
-                r[f"ratio_{s}_over_trl"] = mean(times) / mean(trl)
-                r[f"rltrain_{s}_all"] = times
-                line += f"  rltrain[{s}] {mean(times):.2f}s/step ({mean(times) / mean(trl):.2f}x)"
-            print(line, flush=True)
+            r = results[size] = {**spec, "steps": args.steps, "variants": {}}
+            for name in args.variants:
+                kind, over, _ = VARIANTS[name]
+                times = (run_trl(model, spec, args.steps, Path(tmp) / size, **over) if kind == "trl"
+                         else run_rltrain(model, spec, args.steps, Path(tmp) / size, name, over))
+                r["variants"][name] = {"step_s": steady(times), "all": times}
+                print(f"{size} {name}: {steady(times):.3f} s/step", flush=True)
+            for name, v in r["variants"].items():
+                base = VARIANTS[name][2]
+                if base in r["variants"]:
+                    v["vs"] = base
+                    v["ratio"] = v["step_s"] / r["variants"][base]["step_s"]
+                    print(f"{size} {name}: {v['ratio']:.2f}x {base}", flush=True)
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

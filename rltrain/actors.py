@@ -21,7 +21,7 @@ import torch
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rltrain.config import Config
+from rltrain.config import Config, engine_dtype
 from rltrain.learner import Learner
 from rltrain.reference import Reference
 from rltrain.rollout_worker import RolloutWorker
@@ -81,7 +81,7 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
     cores = os.cpu_count() or 2
     learn_threads, roll_threads = cpu_threads(cfg, cores)
     learner_cfg = dataclasses.replace(cfg.learner, threads=learn_threads)
-    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
+    env = {"env_vars": {**({"OMP_WAIT_POLICY": os.environ["RLTRAIN_OMP_WAIT"]} if "RLTRAIN_OMP_WAIT" in os.environ else {}), "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
     port = _free_port()
     learners = [
@@ -92,7 +92,7 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
     ]
     workers = [
         ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(
-            model_path, cfg.rollout.engine, cfg.model.dtype, cfg.trainer.seed * 100 + w, roll_threads,
+            model_path, cfg.rollout.engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
             cfg.rollout.gpu_memory_utilization, cfg.rollout.max_model_len)
         for w in range(n_work)
     ]

@@ -59,6 +59,9 @@ class RolloutConfig:
     max_model_len: int = 512
     max_refill_rounds: int = 4  # dynamic sampling: extra generation rounds before giving up
     threads: int = 0  # torch threads per rollout worker on CPU; 0 = auto (see rltrain/actors.py)
+    # engine precision; auto = model.dtype. bfloat16 with a float32 learner is the usual split
+    # (rollouts in bf16, fp32 learner); the gap shows in rollout/logprob_diff.
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
     def validate(self) -> None:
         check(self.num_workers >= 1, "rollout.num_workers", "must be >= 1")
@@ -197,6 +200,11 @@ class TrainerConfig:
         check(self.steps >= 0, "trainer.steps", "must be >= 0")
         check(self.save_every >= 0, "trainer.save_every", "must be >= 0")
         check(self.keep_checkpoints >= 1, "trainer.keep_checkpoints", "must be >= 1")
+
+
+def engine_dtype(cfg: "Config") -> str:
+    """The rollout engines' precision: `rollout.dtype`, or the model's when `auto`."""
+    return cfg.model.dtype if cfg.rollout.dtype == "auto" else cfg.rollout.dtype
 
 
 @dataclass
