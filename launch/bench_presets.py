@@ -1,0 +1,220 @@
+"""Benchmark (not a test): train every single-turn preset from the same initial model with the same
+budget and seed, and tabulate what each one does to pass@k and entropy.
+
+    nice -n 10 .venv/bin/python launch/bench_presets.py [--steps 30] [--presets grpo,dapo+forking]
+        [--lr 1e-4] [--lr-for psr=2e-4 ...] [--out docs/presets] [overrides like rollout.n_samples=8]
+
+A fresh Trainer per preset (one Ray session for all); each preset sees the same prompts in the same
+order (trainer.seed) except where its data policy regenerates. Per preset: test pass@k before and
+after (k = 1, 4, 16, unbiased estimator over eval.n_samples = 16 samples per test prompt), the mean
+rollout/entropy of the last steps, reward, and wall time (start-up and both evaluations included).
+The learning rate of a preset is --lr-for, else learner.lr of configs/<preset>.yaml when --lr is not
+given, else --lr. Writes <out>.json (every figure) and the table into <out>.md between the markers
+`<!-- bench:begin -->` / `<!-- bench:end -->` (the text around them is kept); with `--tag T` the
+files are <out>_T.json and the markers `<!-- bench:T:begin -->` / `<!-- bench:T:end -->`, so a
+second run (another seed) sits beside the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PRESETS = ["grpo", "dr_grpo", "dapo", "dapo+forking", "gtpo", "dcpo", "bapo", "pacs", "nsr", "psr",
+           "w_reinforce", "gspo"]
+KS = (1, 4, 16)
+# per-step metrics kept in <out>.json (the telltales of every preset live in these namespaces)
+HISTORY_NAMESPACES = ("rollout", "actor", "forking", "gtpo", "dcpo", "bapo", "pacs", "nsr", "gspo", "reward")
+
+
+def markers(tag: str) -> tuple[str, str]:
+    t = f"{tag}:" if tag else ""
+    return f"<!-- bench:{t}begin -->", f"<!-- bench:{t}end -->"
+
+
+def config_path(preset: str) -> Path:
+    return ROOT / "configs" / f"{preset.replace('+', '_')}.yaml"
+
+
+def preset_lr(preset: str, args) -> float:
+    if preset in args.lr_for:
+        return args.lr_for[preset]
+    if args.lr is not None:
+        return args.lr
+    from rltrain.config import load
+
+    return load(str(config_path(preset))).learner.lr
+
+
+def run_preset(preset: str, lr: float, args, out_dir: Path, model_path: str) -> dict:
+    from rltrain.config import load
+    from rltrain.trainer import Trainer
+
+    overrides = {
+        "model.path": model_path, "algorithm.preset": preset, "learner.lr": lr,
+        "trainer.steps": args.steps, "trainer.seed": args.seed, "trainer.output_dir": str(out_dir),
+        "trainer.run_name": preset.replace("+", "-"), "eval.n_samples": max(KS),
+        "eval.max_prompts": args.eval_prompts, "logging.wandb": False, "logging.console": False,
+        "rollout.engine": "transformers",
+    }
+    for kv in args.overrides:
+        k, _, v = kv.partition("=")
+        overrides[k.lstrip("-")] = v
+    cfg_file = config_path(preset)
+    cfg = load(str(cfg_file) if cfg_file.exists() else None, overrides)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg)
+    try:
+        t_ready = time.perf_counter()
+        before = trainer.evaluate()
+        history = []
+        t_train = time.perf_counter()
+        for _ in range(cfg.trainer.steps):
+            m = trainer.step()
+            trainer.tracker.log(m, step=trainer.step_idx)
+            history.append({k: round(float(v), 4) for k, v in m.items()
+                            if isinstance(v, (int, float)) and k.split("/")[0] in HISTORY_NAMESPACES})
+        train_s = time.perf_counter() - t_train
+        after = trainer.evaluate()
+    finally:
+        trainer.close()
+    wall = time.perf_counter() - t0
+    tail = history[-args.last:] if history else []
+
+    def mean_of(key: str, rows: list[dict]) -> float | None:
+        vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
+        return sum(vals) / len(vals) if vals else None
+
+    return {
+        "preset": preset, "lr": lr, "steps": cfg.trainer.steps,
+        **{f"pass@{k}_before": before.get(f"eval/pass@{k}") for k in KS},
+        **{f"pass@{k}_after": after.get(f"eval/pass@{k}") for k in KS},
+        "entropy_first": mean_of("rollout/entropy", history[: args.last]),
+        "entropy_last": mean_of("rollout/entropy", tail),
+        "reward_first": mean_of("rollout/reward_mean", history[: args.last]),
+        "reward_last": mean_of("rollout/reward_mean", tail),
+        "response_len_after": after.get("eval/response_length_mean"),
+        "gen_rounds_mean": mean_of("rollout/gen_rounds", history),
+        "startup_s": t_ready - t0, "train_s": train_s, "wall_s": wall,
+        "history": {k: [h.get(k) for h in history] for k in sorted({k for h in history for k in h})},  # columns
+    }
+
+
+def fmt(x: float | None, pct: bool = True) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| preset | lr | pass@1 before | pass@1 after | Δ pass@1 | pass@4 before → after | "
+            "pass@16 before → after | entropy first → last | wall s |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        d1 = None if r["pass@1_after"] is None else r["pass@1_after"] - r["pass@1_before"]
+        lines.append(
+            f"| {r['preset']} | {r['lr']:g} | {fmt(r['pass@1_before'])} | {fmt(r['pass@1_after'])} | "
+            f"{'+' if d1 is not None and d1 >= 0 else ''}{fmt(d1)} | "
+            f"{fmt(r['pass@4_before'])} → {fmt(r['pass@4_after'])} | "
+            f"{fmt(r['pass@16_before'])} → {fmt(r['pass@16_after'])} | "
+            f"{fmt(r['entropy_first'], False)} → {fmt(r['entropy_last'], False)} | {r['wall_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def write_md(path: Path, block: str, tag: str = "") -> None:
+    begin, end = markers(tag)
+    text = path.read_text() if path.exists() else f"# Presets\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        pre, rest = text.split(begin, 1)
+        _, post = rest.split(end, 1)
+        text = f"{pre}{begin}\n{block}\n{end}{post}"
+    else:
+        text = f"{text.rstrip()}\n\n{begin}\n{block}\n{end}\n"
+    path.write_text(text)
+
+
+def parse_args(argv: list[str] | None = None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=30, help="training steps per preset (same for all)")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="one learning rate for every preset (default: learner.lr of configs/<preset>.yaml)")
+    ap.add_argument("--lr-for", action="append", default=[], metavar="PRESET=LR",
+                    help="learning rate for one preset (repeatable); wins over --lr and the config")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-prompts", type=int, default=200, help="test prompts (x16 samples each)")
+    ap.add_argument("--last", type=int, default=5, help="steps averaged for the first/last entropy and reward")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "presets"), help="writes <out>.json and <out>.md")
+    ap.add_argument("--tag", default="", help="a second table beside the first (e.g. seed1)")
+    ap.add_argument("--run-dir", default=None, help="run directories (default: a temporary directory)")
+    ap.add_argument("overrides", nargs="*", help="dotted config overrides applied to every preset")
+    args = ap.parse_args(argv)
+    args.presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    lr_for = {}
+    for kv in args.lr_for:
+        k, _, v = kv.partition("=")
+        lr_for[k] = float(v)
+    args.lr_for = lr_for
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    import ray
+
+    from rltrain.warm_start import ensure_default_model
+
+    args = parse_args(argv)
+    model_path = str(ensure_default_model())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_root = Path(args.run_dir or tempfile.mkdtemp(prefix="bench_presets_"))
+    ray.init(include_dashboard=False, log_to_driver=False)
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    try:
+        for preset in args.presets:
+            lr = preset_lr(preset, args)
+            print(f"[bench] {preset} lr={lr:g} steps={args.steps}", flush=True)
+            r = run_preset(preset, lr, args, run_root / f"{time.strftime('%H%M%S')}", model_path)
+            rows.append(r)
+            print(f"[bench] {preset}: pass@1 {fmt(r['pass@1_before'])} -> {fmt(r['pass@1_after'])}, "
+                  f"pass@16 {fmt(r['pass@16_before'])} -> {fmt(r['pass@16_after'])}, "
+                  f"entropy {fmt(r['entropy_first'], False)} -> {fmt(r['entropy_last'], False)}, "
+                  f"{r['wall_s']:.0f}s", flush=True)
+    finally:
+        ray.shutdown()
+    total = time.perf_counter() - t0
+    record = {
+        "command": "python launch/bench_presets.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "model": model_path, "steps": args.steps, "seed": args.seed, "eval_prompts": args.eval_prompts,
+        "eval_samples": max(KS), "cpus": os.cpu_count(), "total_wall_s": total,
+        "git_head": os.popen(f"git -C {ROOT} rev-parse --short HEAD 2>/dev/null").read().strip() or "?",
+        "rows": rows,
+    }
+    Path(f"{out}_{args.tag}.json" if args.tag else f"{out}.json").write_text(json.dumps(record, indent=2))
+    block = (f"Command: `{record['command']}` — {args.steps} steps per preset, seed {args.seed}, "
+             f"{args.eval_prompts} test prompts x {max(KS)} samples, {os.cpu_count()} CPUs, "
+             f"{total / 60:.1f} min in all (git {record['git_head']}). pass@k in %, unbiased estimator; "
+             f"entropy = mean rollout/entropy (nats/token) over the first / last {args.last} steps; "
+             f"wall = start-up + 2 evaluations + training.\n\n{table(rows)}")
+    write_md(Path(f"{out}.md"), block, args.tag)
+    print(table(rows))
+    print(f"{out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
