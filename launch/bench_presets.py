@@ -1,13 +1,13 @@
 """Benchmark (not a test): train every single-turn preset from the same initial model with the same
 budget and seed, and tabulate what each one does to pass@k and entropy.
 
-    nice -n 10 .venv/bin/python launch/bench_presets.py [--steps 30] [--presets grpo,dapo+forking]
+    nice -n 10 .venv/bin/python launch/bench_presets.py [--steps 60] [--presets grpo,dapo+forking]
         [--lr 1e-4] [--lr-for psr=2e-4 ...] [--out docs/presets] [overrides like rollout.n_samples=8]
 
 A fresh Trainer per preset (one Ray session for all); each preset sees the same prompts in the same
 order (trainer.seed) except where its data policy regenerates. Per preset: test pass@k before and
-after (k = 1, 4, 16, unbiased estimator over eval.n_samples = 16 samples per test prompt), the mean
-rollout/entropy of the last steps, reward, and wall time (start-up and both evaluations included).
+after (unbiased estimator over --eval-samples = 16 samples per test prompt; the table shows
+k = 1, 4, 16, the JSON every power of two), the mean rollout/entropy of the first and last steps, reward, and wall time (start-up and both evaluations included).
 The learning rate of a preset is --lr-for, else learner.lr of configs/<preset>.yaml when --lr is not
 given, else --lr. Writes <out>.json (every figure) and the table into <out>.md between the markers
 `<!-- bench:begin -->` / `<!-- bench:end -->` (the text around them is kept); with `--tag T` the
@@ -33,7 +33,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PRESETS = ["grpo", "dr_grpo", "dapo", "dapo+forking", "gtpo", "dcpo", "bapo", "pacs", "nsr", "psr",
            "w_reinforce", "gspo"]
-KS = (1, 4, 16)
+
+def table_ks(n: int) -> tuple[int, ...]:
+    """pass@k columns of the table: 1, 4 and n (the evaluation's samples per prompt)."""
+    return tuple(dict.fromkeys(k for k in (1, 4, n) if k <= n))
 # per-step metrics kept in <out>.json (the telltales of every preset live in these namespaces)
 HISTORY_NAMESPACES = ("rollout", "actor", "forking", "gtpo", "dcpo", "bapo", "pacs", "nsr", "gspo", "reward")
 
@@ -64,7 +67,7 @@ def run_preset(preset: str, lr: float, args, out_dir: Path, model_path: str) -> 
     overrides = {
         "model.path": model_path, "algorithm.preset": preset, "learner.lr": lr,
         "trainer.steps": args.steps, "trainer.seed": args.seed, "trainer.output_dir": str(out_dir),
-        "trainer.run_name": preset.replace("+", "-"), "eval.n_samples": max(KS),
+        "trainer.run_name": preset.replace("+", "-"), "eval.n_samples": args.eval_samples,
         "eval.max_prompts": args.eval_prompts, "logging.wandb": False, "logging.console": False,
         "rollout.engine": "transformers",
     }
@@ -98,8 +101,8 @@ def run_preset(preset: str, lr: float, args, out_dir: Path, model_path: str) -> 
 
     return {
         "preset": preset, "lr": lr, "steps": cfg.trainer.steps,
-        **{f"pass@{k}_before": before.get(f"eval/pass@{k}") for k in KS},
-        **{f"pass@{k}_after": after.get(f"eval/pass@{k}") for k in KS},
+        **{f"{k.split('/')[1]}_before": v for k, v in before.items() if k.startswith("eval/pass@")},
+        **{f"{k.split('/')[1]}_after": v for k, v in after.items() if k.startswith("eval/pass@")},
         "entropy_first": mean_of("rollout/entropy", history[: args.last]),
         "entropy_last": mean_of("rollout/entropy", tail),
         "reward_first": mean_of("rollout/reward_mean", history[: args.last]),
@@ -117,18 +120,18 @@ def fmt(x: float | None, pct: bool = True) -> str:
     return f"{100 * x:.1f}" if pct else f"{x:.3f}"
 
 
-def table(rows: list[dict]) -> str:
-    head = ("| preset | lr | pass@1 before | pass@1 after | Δ pass@1 | pass@4 before → after | "
-            "pass@16 before → after | entropy first → last | wall s |")
-    lines = [head, "|" + "---|" * 9]
+def table(rows: list[dict], n: int) -> str:
+    ks = table_ks(n)[1:]
+    head = ("| preset | lr | pass@1 before | pass@1 after | Δ pass@1 | "
+            + "".join(f"pass@{k} before → after | " for k in ks) + "entropy first → last | wall s |")
+    lines = [head, "|" + "---|" * (7 + len(ks))]
     for r in rows:
         d1 = None if r["pass@1_after"] is None else r["pass@1_after"] - r["pass@1_before"]
         lines.append(
             f"| {r['preset']} | {r['lr']:g} | {fmt(r['pass@1_before'])} | {fmt(r['pass@1_after'])} | "
             f"{'+' if d1 is not None and d1 >= 0 else ''}{fmt(d1)} | "
-            f"{fmt(r['pass@4_before'])} → {fmt(r['pass@4_after'])} | "
-            f"{fmt(r['pass@16_before'])} → {fmt(r['pass@16_after'])} | "
-            f"{fmt(r['entropy_first'], False)} → {fmt(r['entropy_last'], False)} | {r['wall_s']:.0f} |")
+            + "".join(f"{fmt(r.get(f'pass@{k}_before'))} → {fmt(r.get(f'pass@{k}_after'))} | " for k in ks)
+            + f"{fmt(r['entropy_first'], False)} → {fmt(r['entropy_last'], False)} | {r['wall_s']:.0f} |")
     return "\n".join(lines)
 
 
@@ -146,14 +149,15 @@ def write_md(path: Path, block: str, tag: str = "") -> None:
 
 def parse_args(argv: list[str] | None = None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=30, help="training steps per preset (same for all)")
+    ap.add_argument("--steps", type=int, default=60, help="training steps per preset (same for all)")
     ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
     ap.add_argument("--lr", type=float, default=None,
                     help="one learning rate for every preset (default: learner.lr of configs/<preset>.yaml)")
     ap.add_argument("--lr-for", action="append", default=[], metavar="PRESET=LR",
                     help="learning rate for one preset (repeatable); wins over --lr and the config")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval-prompts", type=int, default=200, help="test prompts (x16 samples each)")
+    ap.add_argument("--eval-prompts", type=int, default=200, help="test prompts")
+    ap.add_argument("--eval-samples", type=int, default=16, help="samples per test prompt (pass@k up to this k)")
     ap.add_argument("--last", type=int, default=5, help="steps averaged for the first/last entropy and reward")
     ap.add_argument("--out", default=str(ROOT / "docs" / "presets"), help="writes <out>.json and <out>.md")
     ap.add_argument("--tag", default="", help="a second table beside the first (e.g. seed1)")
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run_preset(preset, lr, args, run_root / f"{time.strftime('%H%M%S')}", model_path)
             rows.append(r)
             print(f"[bench] {preset}: pass@1 {fmt(r['pass@1_before'])} -> {fmt(r['pass@1_after'])}, "
-                  f"pass@16 {fmt(r['pass@16_before'])} -> {fmt(r['pass@16_after'])}, "
+                  f"pass@{args.eval_samples} {fmt(r[f'pass@{args.eval_samples}_before'])} -> "
+                  f"{fmt(r[f'pass@{args.eval_samples}_after'])}, "
                   f"entropy {fmt(r['entropy_first'], False)} -> {fmt(r['entropy_last'], False)}, "
                   f"{r['wall_s']:.0f}s", flush=True)
     finally:
@@ -200,18 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "command": "python launch/bench_presets.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": model_path, "steps": args.steps, "seed": args.seed, "eval_prompts": args.eval_prompts,
-        "eval_samples": max(KS), "cpus": os.cpu_count(), "total_wall_s": total,
+        "eval_samples": args.eval_samples, "cpus": os.cpu_count(), "total_wall_s": total,
         "git_head": os.popen(f"git -C {ROOT} rev-parse --short HEAD 2>/dev/null").read().strip() or "?",
         "rows": rows,
     }
     Path(f"{out}_{args.tag}.json" if args.tag else f"{out}.json").write_text(json.dumps(record, indent=2))
     block = (f"Command: `{record['command']}` — {args.steps} steps per preset, seed {args.seed}, "
-             f"{args.eval_prompts} test prompts x {max(KS)} samples, {os.cpu_count()} CPUs, "
+             f"{args.eval_prompts} test prompts x {args.eval_samples} samples, {os.cpu_count()} CPUs, "
              f"{total / 60:.1f} min in all (git {record['git_head']}). pass@k in %, unbiased estimator; "
              f"entropy = mean rollout/entropy (nats/token) over the first / last {args.last} steps; "
-             f"wall = start-up + 2 evaluations + training.\n\n{table(rows)}")
+             f"wall = start-up + 2 evaluations + training.\n\n{table(rows, args.eval_samples)}")
     write_md(Path(f"{out}.md"), block, args.tag)
-    print(table(rows))
+    print(table(rows, args.eval_samples))
     print(f"{out}.md")
     return 0
 
