@@ -8,10 +8,10 @@ See DESIGN.md ("The common update step", "Functional API") and ALGORITHMS.md for
 from algorithms.algorithm import Algorithm, build, reduce_metrics
 from algorithms.batch import RolloutBatch
 from algorithms.core import (AGG_MODES, aggregate, aggregation_weights, clipped_surrogate, kl_penalty,
-                             masked_mean)
+                             masked_mean, truncated_is_weights)
 from algorithms.presets import PRESETS, resolve_spec
 from algorithms.registry import REGISTRY, STAGE_KINDS, ConfigError, register
 
 __all__ = ["AGG_MODES", "Algorithm", "ConfigError", "PRESETS", "REGISTRY", "RolloutBatch", "STAGE_KINDS",
            "aggregate", "aggregation_weights", "build", "clipped_surrogate", "kl_penalty", "masked_mean",
-           "reduce_metrics", "register", "resolve_spec"]
+           "reduce_metrics", "register", "resolve_spec", "truncated_is_weights"]

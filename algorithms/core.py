@@ -7,6 +7,9 @@ Sources (see /work/shared/ALGORITHMS.md §1):
 - KL estimators k1/k2/k3 (Schulman, "Approximating KL divergence"; k3 = verl "low_var_kl", clamped as verl does).
 - clipped surrogate: PPO (Schulman et al. 2017, eq. 7) with ratio bounds (low, high) and dual clip
   (Ye et al. 2019, "Mastering Complex Control in MOBA Games", eq. 5).
+- truncated importance sampling (TIS) between the learner's pi_old and the rollout engine's sampling
+  distribution: w = min(pi_old / pi_engine, C) per token (Yao et al. 2025, "Your Efficient RL Framework
+  Secretly Brings You Off-Policy RL Training", the TIS-corrected policy gradient; C = 2 there).
 
 Global normalisation: every mode is a per-token weight tensor computed on the WHOLE update batch
 (`aggregation_weights`), so `aggregate(l, m, mode) == (l * aggregation_weights(m, mode)).sum()` and any
@@ -117,3 +120,11 @@ def clip_fractions(ratio: torch.Tensor, advantages: torch.Tensor, low: float | t
     if dual_clip is not None:
         out["clipfrac_dual"] = ((advantages < 0) & (ratio > dual_clip)).float()
     return out
+
+
+def truncated_is_weights(old_logp: torch.Tensor, behaviour_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-token TIS weights min(exp(old_logp - behaviour_logp), cap), detached (no gradient flows).
+
+    `old_logp` is the learner's pi_old, `behaviour_logp` the log-prob the rollout engine sampled with
+    (vLLM, a bf16 engine...); the weight corrects the policy gradient for their mismatch."""
+    return torch.exp((old_logp - behaviour_logp).clamp(-20.0, 20.0)).clamp(max=cap).detach()

@@ -91,6 +91,9 @@ class LearnerConfig:
     warmup_steps: int = 0
     threads: int = 0  # torch threads per rank on CPU; 0 = auto (see rltrain/actors.py)
     force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
+    # truncated importance sampling: weight each token's policy term by min(pi_old / pi_engine, tis_cap)
+    # to correct for the engine sampling from a slightly different distribution (vLLM, bf16); 0 = off
+    tis_cap: float = 0.0
 
     def validate(self) -> None:
         check(self.num_ranks >= 1, "learner.num_ranks", "must be >= 1")
@@ -101,6 +104,7 @@ class LearnerConfig:
         check(len(self.betas) == 2, "learner.betas", "must be a list of two floats")
         check(self.grad_clip >= 0, "learner.grad_clip", "must be >= 0 (0 = off)")
         check(self.threads >= 0, "learner.threads", "must be >= 0 (0 = auto)")
+        check(self.tis_cap == 0 or self.tis_cap >= 1, "learner.tis_cap", "must be 0 (off) or >= 1 (e.g. 2.0)")
 
 
 @dataclass

@@ -109,6 +109,8 @@ class Learner:
             m_extra = _fused_rollout_metrics(mb, logp, ent) if mb.entropy is None else {}
             if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
                 mb.old_logp = logp.detach()
+            if self.cfg.tis_cap > 0:
+                m_extra.update(_apply_tis(mb, self.cfg.tis_cap))
             loss, m = self.algo.loss(logp, mb, entropy=ent)
             m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
@@ -171,6 +173,22 @@ def _fused_rollout_metrics(mb, logp: torch.Tensor, entropy: torch.Tensor) -> dic
     w = float(real.sum())
     diff = ((logp.detach() - mb.sampling_logp).abs() * real).sum() if mb.sampling_logp is not None else 0.0
     return {"rollout/logprob_diff": (float(diff), w), "rollout/entropy": (float((entropy.detach() * real).sum()), w)}
+
+
+def _apply_tis(mb, cap: float) -> dict[str, tuple[float, float]]:
+    """Multiply the micro-batch's token weights by the TIS weights min(pi_old / pi_engine, cap)."""
+    from algorithms import truncated_is_weights
+
+    if mb.sampling_logp is None:
+        raise ValueError("learner.tis_cap needs the engine's sampling log-probs, and this batch has none")
+    w = truncated_is_weights(mb.old_logp, mb.sampling_logp, cap) * mb.response_mask
+    tw = mb.extra.get("token_weights")
+    mb.extra["token_weights"] = w if tw is None else tw * w
+    real = (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
+    n = float(real.sum())
+    capped = ((mb.old_logp - mb.sampling_logp).exp() > cap).float()
+    return {"rollout/tis_weight_mean": (float((w * real).sum()), n),
+            "rollout/tis_capped_frac": (float((capped * real).sum()), n)}
 
 
 def _to_device(mb, device: torch.device):

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from algorithms.core import aggregate, aggregation_weights, clipped_surrogate, kl_penalty, masked_mean
+from algorithms.core import (aggregate, aggregation_weights, clipped_surrogate, kl_penalty, masked_mean,
+                             truncated_is_weights)
 
 LOSS = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [9.0, 9.0, 9.0]])
 MASK = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # last row empty
@@ -81,3 +82,11 @@ def test_clipped_surrogate_tensor_bounds():
     # A=1: token 0 clipped to 1.2 -> -1.2 ; token 1 bound 2.0 -> -1.5
     out = clipped_surrogate(torch.log(r), torch.zeros_like(r), torch.ones_like(r), 0.8, high)
     assert torch.allclose(out, torch.tensor([[-1.2, -1.5]]))
+
+
+def test_truncated_is_weights():
+    # pi_old/pi_engine = e^0 = 1, e^ln1.5 = 1.5, e^ln3 = 3 -> capped at 2, e^-ln4 = 0.25 (no lower cap)
+    old = torch.tensor([[0.0, math.log(1.5), math.log(3.0), -math.log(4.0)]], requires_grad=True)
+    w = truncated_is_weights(old, torch.zeros(1, 4), cap=2.0)
+    assert w[0].tolist() == pytest.approx([1.0, 1.5, 2.0, 0.25])
+    assert not w.requires_grad

@@ -4,6 +4,8 @@ same loss, the same gradient norm and the same updated weights."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import ray
 import torch
@@ -34,8 +36,8 @@ def _batch(vocab: int, n_groups: int = 4, group: int = 5) -> RolloutBatch:
         extra={k: packed[k] for k in ("input_ids", "attention_mask", "resp_start")})
 
 
-def _learners(model: str, ranks: int, zero: int, spec: dict) -> list:
-    cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
+def _learners(model: str, ranks: int, zero: int, spec: dict, tis_cap: float = 0.0) -> list:
+    cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1, tis_cap=tis_cap)
     port = _free_port()
     return [ray.remote(Learner).options(num_cpus=0.5).remote(model, cfg, r, ranks, port, "float32", 1.0, spec, 0, 1)
             for r in range(ranks)]
@@ -91,4 +93,32 @@ def test_fused_old_logprobs_equal_a_separate_pass(ray_session, default_model):
         assert "rollout/logprob_diff" in fused and "rollout/entropy" in fused
     finally:
         for a in one + two:
+            ray.kill(a)
+
+
+def test_tis_weights_the_policy_term_by_the_capped_engine_ratio(ray_session, default_model):
+    """With learner.tis_cap, an engine that sampled every token with log-prob d lower than the
+    learner's pi_old scales every token's policy term, so the gradient, by min(e^d, cap) exactly
+    (pg_loss, a weighted mean, is unchanged by a uniform weight)."""
+    from transformers import AutoConfig
+
+    spec = {"preset": "grpo", "regularizer": {"name": "none"}, "aggregation": {"name": "token-mean"}}
+    algo = algorithms.build(spec)
+    batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size)
+    batch, _ = algo.prepare(batch)
+    plain, tis_a, tis_b = (_learners(default_model, 1, 0, spec, cap) for cap in (0.0, 2.0, 2.0))
+    try:
+        current, _ = ray.get(plain[0].compute_logprobs.remote(batch, False))
+        base = update_minibatch(plain, batch, micro_batch_size=len(batch), group_aligned=False)
+        for learners, d in ((tis_a, 0.5), (tis_b, 1.0)):
+            shifted = batch.copy()
+            shifted.sampling_logp = current - d
+            out = update_minibatch(learners, shifted, micro_batch_size=7, group_aligned=False)
+            w = min(math.exp(d), 2.0)
+            assert out["rollout/tis_weight_mean"] == pytest.approx(w, rel=1e-4)
+            assert out["rollout/tis_capped_frac"] == (1.0 if math.exp(d) > 2.0 else 0.0)
+            assert out["actor/grad_norm"] == pytest.approx(w * base["actor/grad_norm"], rel=1e-4)
+            assert out["actor/pg_loss"] == pytest.approx(base["actor/pg_loss"], rel=1e-4, abs=1e-7)
+    finally:
+        for a in plain + tis_a + tis_b:
             ray.kill(a)
