@@ -81,7 +81,7 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
     cores = os.cpu_count() or 2
     learn_threads, roll_threads = cpu_threads(cfg, cores)
     learner_cfg = dataclasses.replace(cfg.learner, threads=learn_threads)
-    env = {"env_vars": {**({"OMP_WAIT_POLICY": os.environ["RLTRAIN_OMP_WAIT"]} if "RLTRAIN_OMP_WAIT" in os.environ else {}), "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
+    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
     port = _free_port()
     learners = [

@@ -9,6 +9,7 @@ gradient whatever the micro-batch size, accumulation steps or rank count.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -166,10 +167,15 @@ class Learner:
         return float(sum(v.double().abs().sum() for v in state.values()))
 
 
+def _real_tokens(mb) -> torch.Tensor:
+    """(N,T) 1.0 on the response tokens of real rows (zero-weight padding rows excluded)."""
+    return (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
+
+
 def _fused_rollout_metrics(mb, logp: torch.Tensor, entropy: torch.Tensor) -> dict[str, tuple[float, float]]:
     """No separate old-log-prob pass ran, so measure here what it would have: the engine-vs-learner
     log-prob gap and the rollout entropy (padding rows excluded)."""
-    real = (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
+    real = _real_tokens(mb)
     w = float(real.sum())
     diff = ((logp.detach() - mb.sampling_logp).abs() * real).sum() if mb.sampling_logp is not None else 0.0
     return {"rollout/logprob_diff": (float(diff), w), "rollout/entropy": (float((entropy.detach() * real).sum()), w)}
@@ -184,9 +190,9 @@ def _apply_tis(mb, cap: float) -> dict[str, tuple[float, float]]:
     w = truncated_is_weights(mb.old_logp, mb.sampling_logp, cap) * mb.response_mask
     tw = mb.extra.get("token_weights")
     mb.extra["token_weights"] = w if tw is None else tw * w
-    real = (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
+    real = _real_tokens(mb)
     n = float(real.sum())
-    capped = ((mb.old_logp - mb.sampling_logp).exp() > cap).float()
+    capped = (mb.old_logp - mb.sampling_logp > math.log(cap)).float()
     return {"rollout/tis_weight_mean": (float((w * real).sum()), n),
             "rollout/tis_capped_frac": (float((capped * real).sum()), n)}
 
