@@ -62,7 +62,7 @@ def preset_lr(preset: str, args) -> float:
 
 def run_preset(preset: str, lr: float, args, out_dir: Path, model_path: str) -> dict:
     from rltrain.config import load
-    from rltrain.trainer import Trainer
+    from rltrain.driver.trainer import Trainer
 
     overrides = {
         "model.path": model_path, "algorithm.preset": preset, "learner.lr": lr,
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from rltrain.warm_start import ensure_default_model
+    from rltrain.toy.warm_start import ensure_default_model
 
     args = parse_args(argv)
     model_path = str(ensure_default_model())

@@ -42,10 +42,10 @@ SIZES = {
 
 def model_for(size: str, workdir: Path) -> str:
     if size == "tiny":
-        from rltrain.warm_start import ensure_default_model
+        from rltrain.toy.warm_start import ensure_default_model
 
         return str(ensure_default_model())
-    from rltrain.tiny_model import build_tiny_model
+    from rltrain.toy.tiny_model import build_tiny_model
 
     return str(build_tiny_model(workdir / "small-model", size="small"))
 
@@ -63,7 +63,7 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
 
 def run_rltrain(model: str, spec: dict, steps: int, workdir: Path, name: str, over: dict) -> list[float]:
     from rltrain.config import load
-    from rltrain.trainer import Trainer
+    from rltrain.driver.trainer import Trainer
 
     cfg = load(None, {
         "model.path": model, "rollout.prompts_per_step": spec["prompts"], "rollout.n_samples": spec["group"],
@@ -87,7 +87,7 @@ def run_trl(model: str, spec: dict, steps: int, workdir: Path, bf16: bool) -> li
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from rltrain.tasks import DEFAULT_TASK, make_rows
+    from rltrain.data.tasks import DEFAULT_TASK, make_rows
 
     rows = make_rows(DEFAULT_TASK, "train", spec["prompts"] * (steps + 1), seed=0)
     data = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in rows])

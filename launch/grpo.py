@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    from rltrain.trainer import Trainer
+    from rltrain.driver.trainer import Trainer
 
     trainer = Trainer(cfg)
     try:

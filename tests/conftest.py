@@ -24,6 +24,6 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def default_model() -> str:
-    from rltrain.warm_start import ensure_default_model
+    from rltrain.toy.warm_start import ensure_default_model
 
     return str(ensure_default_model())

@@ -1,4 +1,4 @@
-"""Tests for rltrain.configtree on a small example schema (not the trainer's real one)."""
+"""Tests for rltrain.config.loader on a small example schema (not the trainer's real one)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 
 import pytest
 
-from rltrain.configtree import (
+from rltrain.config.loader import (
     ConfigError,
     check,
     from_dict,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rltrain.evaluation import ks_for, pass_at_k
-from rltrain.logprobs import pack_rows, response_logprobs
-from rltrain.sharding import micro_cuts, split_indices
-from rltrain.weight_sync import iter_buckets
+from rltrain.driver.evaluation import ks_for, pass_at_k
+from rltrain.workers.logprobs import pack_rows, response_logprobs
+from rltrain.workers.sharding import micro_cuts, split_indices
+from rltrain.workers.weight_sync import iter_buckets
 
 
 def test_pass_at_k_by_hand():
@@ -80,7 +80,7 @@ def test_micro_cuts_cover_the_shard():
 
 
 def test_cpu_threads_split_cores_only_when_phases_overlap():
-    from rltrain.actors import cpu_threads
+    from rltrain.workers.placement import cpu_threads
     from rltrain.config import load
 
     sync = load(None, {"learner.num_ranks": 2})

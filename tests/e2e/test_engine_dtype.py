@@ -9,7 +9,7 @@ import ray
 import torch
 
 from rltrain.config import load
-from rltrain.trainer import Trainer
+from rltrain.driver.trainer import Trainer
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ import torch
 
 import algorithms
 from algorithms import RolloutBatch
-from rltrain.actors import _free_port
-from rltrain.config import LearnerConfig
-from rltrain.learner import Learner
-from rltrain.logprobs import pack_rows
-from rltrain.trainer import update_minibatch
+from rltrain.workers.placement import _free_port
+from rltrain.config.schema import LearnerConfig
+from rltrain.workers.learner import Learner
+from rltrain.workers.logprobs import pack_rows
+from rltrain.driver.trainer import update_minibatch
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rltrain.config import load
-from rltrain.trainer import Trainer
+from rltrain.driver.trainer import Trainer
 
 pytestmark = pytest.mark.e2e
 

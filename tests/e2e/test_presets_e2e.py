@@ -58,7 +58,7 @@ def test_preset_configs_load():
 
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory, ray_session, default_model):
-    from rltrain.trainer import Trainer
+    from rltrain.driver.trainer import Trainer
 
     cfg = load(None, {
         "model.path": default_model, "rollout.engine": "transformers",

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rltrain.config import LoggingConfig
+from rltrain.config.schema import LoggingConfig
 
 CONSOLE_KEYS = [("rollout/reward_mean", "reward"), ("actor/entropy", "entropy"),
                 ("rollout/response_length_mean", "len"), ("actor/pg_loss", "loss"),

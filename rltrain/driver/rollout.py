@@ -15,8 +15,8 @@ import torch
 from algorithms import RolloutBatch
 from rltrain.data import PromptRow, render_prompt
 from rltrain.engines.base import SamplingConfig
-from rltrain.logprobs import pack_rows
-from rltrain.reward_runner import RewardRunner
+from rltrain.workers.logprobs import pack_rows
+from rltrain.driver.rewards import RewardRunner
 
 
 @dataclass

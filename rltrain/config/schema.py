@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rltrain.configtree import ConfigError, check, load_config, to_dict
+from rltrain.config.loader import ConfigError, check, load_config, to_dict
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from rltrain import checkpoint
+from rltrain.driver import checkpoint
 from rltrain.config import Config, to_dict
 from rltrain.data import PromptRow, PromptSampler, load_prompts, rows_from_dicts
 
@@ -33,7 +33,7 @@ class RunFiles:
 
 
 def _task_name(cfg: Config) -> str:
-    from rltrain import tasks
+    from rltrain.data import tasks
 
     return tasks.DEFAULT_TASK if cfg.data.task == "default" else cfg.data.task
 
@@ -41,7 +41,7 @@ def _task_name(cfg: Config) -> str:
 def resolve_model(cfg: Config) -> str:
     if cfg.model.path:
         return cfg.model.path
-    from rltrain.warm_start import ensure_default_model
+    from rltrain.toy.warm_start import ensure_default_model
 
     return str(ensure_default_model(task=_task_name(cfg), size=cfg.model.size, verbose=True))
 
@@ -55,7 +55,7 @@ def load_rows(cfg: Config) -> tuple[list[PromptRow], list[PromptRow]]:
             print("[rltrain] data.test_files is empty: evaluating on the first training prompts", flush=True)
             test = train[: cfg.eval.max_prompts]
         return train, test
-    from rltrain.tasks import make_rows
+    from rltrain.data.tasks import make_rows
 
     task = _task_name(cfg)
     train = rows_from_dicts(make_rows(task, "train", d.n_train, seed=d.seed), source=f"{task}/train")

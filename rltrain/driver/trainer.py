@@ -30,16 +30,16 @@ import torch
 
 import algorithms
 from algorithms import RolloutBatch
-from rltrain import checkpoint
-from rltrain.actors import start_actors, stop_actors
+from rltrain.driver import checkpoint
+from rltrain.workers.placement import start_actors, stop_actors
 from rltrain.config import Config, to_dict
 from rltrain.engines.base import SamplingConfig
-from rltrain.evaluation import evaluate
-from rltrain.reward_runner import RewardRunner
-from rltrain.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
-from rltrain.run_setup import RunFiles, prepare_run
-from rltrain.sharding import minibatch_slices, pad_shard, shard_for_ranks
-from rltrain.tracking import Tracker
+from rltrain.driver.evaluation import evaluate
+from rltrain.driver.rewards import RewardRunner
+from rltrain.driver.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
+from rltrain.driver.run_setup import RunFiles, prepare_run
+from rltrain.workers.sharding import minibatch_slices, pad_shard, shard_for_ranks
+from rltrain.driver.tracking import Tracker
 
 log = logging.getLogger("rltrain")
 

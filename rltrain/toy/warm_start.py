@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from rltrain import tasks as _tasks
+from rltrain.data import tasks as _tasks
 
 __all__ = [
     "WarmStartRecipe",
@@ -147,7 +147,7 @@ def warm_start(out_dir: str | os.PathLike, recipe: WarmStartRecipe | None = None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rltrain.tiny_model import build_tiny_model
+    from rltrain.toy.tiny_model import build_tiny_model
 
     recipe = recipe or default_recipe()
     t0 = time.time()
@@ -300,7 +300,7 @@ def sample_pass_at_1(model_dir, rows: Sequence[dict], n_samples: int = 4, temper
                               seed=seed)["pass@1"]
 
 
-if __name__ == "__main__":  # python -m rltrain.warm_start [task] [size]
+if __name__ == "__main__":  # python -m rltrain.toy.warm_start [task] [size]
     import sys
 
     t = sys.argv[1] if len(sys.argv) > 1 else _tasks.DEFAULT_TASK

@@ -32,7 +32,7 @@ class RolloutWorker:
 
             self.engine = VLLMEngine(model_path, dtype, seed, gpu_memory_utilization, max_model_len)
         elif self.engine_name == "transformers":
-            from rltrain.engines.hf_engine import HFEngine
+            from rltrain.engines.transformers_engine import HFEngine
 
             self.engine = HFEngine(model_path, dtype, seed)
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from rltrain.config import RewardConfig
+from rltrain.config.schema import RewardConfig
 from rltrain.data import PromptRow
 
 log = logging.getLogger("rltrain.rewards")

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from rltrain.config import LearnerConfig
-from rltrain.logprobs import response_logprobs
-from rltrain.weight_sync import send_buckets
+from rltrain.config.schema import LearnerConfig
+from rltrain.workers.logprobs import response_logprobs
+from rltrain.workers.weight_sync import send_buckets
 
 
 def _setup_process(rank: int, world_size: int, master_port: int, threads: int) -> None:
@@ -98,7 +98,7 @@ class Learner:
         """One optimizer step over this rank's shard of a mini-batch, cut into `n_micro`
         micro-batches (every rank passes the same `n_micro`; padding rows carry zero weight).
         Returns the algorithm's raw (sum, weight) metrics so the driver reduces them exactly."""
-        from rltrain.sharding import micro_cuts
+        from rltrain.workers.sharding import micro_cuts
 
         self.engine.train()
         self.engine.set_train_batch_size(n_micro * self.world_size)  # gas = n_micro
@@ -149,7 +149,7 @@ class Learner:
 
     def export(self, out_dir: str, tokenizer_dir: str) -> None:
         """Write the policy as a plain Hugging Face model directory (rank 0 writes)."""
-        from rltrain.weight_sync import full_state_dict
+        from rltrain.workers.weight_sync import full_state_dict
 
         state = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
         if self.rank == 0:
@@ -161,7 +161,7 @@ class Learner:
             _atomic_replace(tmp, Path(out_dir))
 
     def param_checksum(self) -> float:
-        from rltrain.weight_sync import full_state_dict
+        from rltrain.workers.weight_sync import full_state_dict
 
         state = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
         return float(sum(v.double().abs().sum() for v in state.values()))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from rltrain.logprobs import response_logprobs
+from rltrain.workers.logprobs import response_logprobs
 
 
 class Reference:

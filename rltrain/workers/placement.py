@@ -22,9 +22,9 @@ from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rltrain.config import Config, engine_dtype
-from rltrain.learner import Learner
-from rltrain.reference import Reference
-from rltrain.rollout_worker import RolloutWorker
+from rltrain.workers.learner import Learner
+from rltrain.workers.reference import Reference
+from rltrain.workers.rollout_worker import RolloutWorker
 
 
 @dataclass

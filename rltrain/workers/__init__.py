@@ -1,0 +1,11 @@
+"""workers/: the Ray roles of a run and how they are placed.
+
+- `learner.Learner`: one DeepSpeed rank of the policy (holds only the pure loss part of the algorithm);
+- `reference.Reference`: frozen policy for reference log-probs;
+- `rollout_worker.RolloutWorker`: owns one engine from `rltrain.engines`;
+- `weight_sync`: learner -> engine buckets; `placement`: placement groups, threads, start/stop;
+- `group.RankGroup`: the one place that calls a method on every actor of a role and gathers.
+
+May import: torch, ray, deepspeed, transformers, `algorithms`, `rltrain.config`, `rltrain.engines`.
+Never `rltrain.driver` (the driver calls the workers, not the other way round).
+"""
