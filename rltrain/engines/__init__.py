@@ -1,0 +1,61 @@
+"""engines/: the rollout engine protocol (`base.RolloutEngine`) and the registry of engines.
+
+`rollout.engine` takes a registered name (`transformers`, `vllm`, or `auto`: vLLM when a GPU is
+present, transformers `generate` otherwise) or an import path `pkg.mod:Class` naming a class that
+follows the protocol. `check_engine_name` validates a name without importing any engine (config
+validation calls it before any actor starts); `engine_class` imports and returns the class (the
+rollout worker calls it). Engine-specific options live in `rollout.<engine name>` (registered
+engines) or `rollout.engine_options` (an engine given by import path) and reach the constructor as
+keyword arguments.
+
+May import: torch and the engine's own library (transformers, vllm), lazily. Never Ray, workers or
+driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# registered name -> "module:Class" (imported only when used: vLLM is heavy)
+ENGINES: dict[str, str] = {
+    "transformers": "rltrain.engines.transformers_engine:TransformersEngine",
+    "vllm": "rltrain.engines.vllm_engine:VLLMEngine",
+}
+ALIASES = ("auto",)
+
+
+def allowed_engines() -> str:
+    return ", ".join([*ALIASES, *sorted(ENGINES)]) + " (or an import path pkg.mod:Class)"
+
+
+def check_engine_name(name: str) -> None:
+    """Raise ValueError listing the allowed engines unless `name` is registered, `auto`, or looks
+    like an import path (`pkg.mod:Class`, imported and checked by `engine_class`)."""
+    if name in ENGINES or name in ALIASES:
+        return
+    if isinstance(name, str) and name.count(":") == 1 and all(name.split(":")):
+        return
+    raise ValueError(f"unknown engine {name!r}; allowed: {allowed_engines()}")
+
+
+def resolve_engine_name(name: str, cuda: bool) -> str:
+    """`auto` -> `vllm` when a GPU is present, else `transformers`; other names unchanged."""
+    if name == "auto":
+        return "vllm" if cuda else "transformers"
+    return name
+
+
+def engine_class(name: str) -> type:
+    """The engine class for a registered name or a `pkg.mod:Class` import path."""
+    check_engine_name(name)
+    target = ENGINES.get(name, name)
+    mod_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"rollout.engine={name!r}: cannot import {target!r}: {e}") from None
+    missing = [m for m in ("generate", "load_weights", "finish_weight_update") if not callable(getattr(cls, m, None))]
+    if missing:
+        raise ValueError(f"rollout.engine={name!r}: {target} does not follow the engine protocol "
+                         f"(rltrain.engines.base.RolloutEngine): missing {', '.join(missing)}")
+    return cls
