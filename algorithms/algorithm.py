@@ -1,13 +1,21 @@
-"""The composed algorithm the trainer drives: build(spec) -> Algorithm.
+"""A composed algorithm in two parts, and the check that its stages' field flow is sound.
 
-Per step: keep() (data policy, before refilling) -> prepare() once on the full update batch (advantages,
-aggregation weights `loss_weights`, token-selection weights extra["token_weights"], algorithm state) ->
-for each mini-batch prepare_minibatch() (BAPO bounds over the whole mini-batch) -> loss() per micro-batch
-slice, whose returned values sum to the full-batch loss whatever the split.
+- `DriverAlgorithm` (built once in the driver process): data policy (`keep`, before refilling), then
+  once per step `prepare` on the full update batch (advantages, aggregation weights `loss_weights`,
+  token selection `token_weights`, the objective's step hook) and per mini-batch `prepare_minibatch`
+  (e.g. BAPO's bounds over the whole mini-batch). It owns all algorithm state (`state_dict`).
+- `PolicyLoss` (built once in each learner process): the pure loss of a micro-batch slice, whose values
+  sum to the full-batch loss whatever the split:
+      loss = sum(objective per-token loss * loss_weights * token_weights * correction)
+             + sum(regulariser * loss_weights)
+  (the policy term sees the token selection and the correction; the regulariser sees every response
+  token). Its stages are frozen: a loss that tries to keep state raises.
+- `Algorithm` = both parts in one process (tests, other trainers calling the library directly).
 
-loss = sum(objective per-token loss * loss_weights * token_weights) + sum(regulariser * loss_weights)
-(the policy term sees the token selection; the regulariser sees every response token).
-Metric actor/entropy: the current forward's entropy when passed to loss(), else batch.entropy (old pass).
+`build` checks, phase by phase, that every field a stage reads is written by the runtime or an earlier
+stage (`algorithms.batch` lists who writes what), and fails with `ConfigError` naming the stage and
+the field otherwise. Metric actor/entropy: the current forward's entropy when passed to the loss,
+else the old pass's `entropy`.
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ from typing import Any, Iterable
 import torch
 
 import algorithms.stages  # noqa: F401  (fills the registry)
-from algorithms.batch import RolloutBatch
+from algorithms.batch import (LEARNER_FIELDS, LOGPROB_PASS_FIELDS, MINIBATCH_PASS_FIELDS, ROLLOUT_FIELDS,
+                              BatchField, RolloutBatch)
 from algorithms.presets import resolve_spec
-from algorithms.registry import STAGE_KINDS, make_stage
+from algorithms.registry import STAGE_KINDS, ConfigError, make_stage
 from algorithms.stages.base import Metrics, wmean
+
+LOSS_KINDS = ("objective", "regularizer", "correction")
 
 
 def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
@@ -36,24 +47,57 @@ def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {k: s / w for k, (s, w) in acc.items() if w != 0}
 
 
-class Algorithm:
-    """Six stages composed; nothing here branches on an algorithm's name."""
+def _fields(stage: Any, attr: str, kind: str) -> frozenset[BatchField]:
+    """A stage's declared fields as BatchField members; a name that is not a field is a ConfigError."""
+    out = set()
+    for f in getattr(stage, attr, frozenset()):
+        try:
+            out.add(BatchField(f))
+        except ValueError:
+            allowed = ", ".join(x.value for x in BatchField)
+            raise ConfigError(f"algorithm.{kind}", f"stage {stage.name!r} declares {attr} {f!r}, which is not a "
+                                                   f"batch field; allowed: {allowed}") from None
+    return frozenset(out)
+
+
+def check_field_flow(stages: dict[str, Any]) -> None:
+    """Every read is written by the runtime or an earlier stage (phase order of the module docstring)."""
+    available = set(ROLLOUT_FIELDS)
+    phases = [("data_policy", "reads", set()), ("advantage", "reads", LOGPROB_PASS_FIELDS),
+              ("aggregation", "reads", set()), ("token_selector", "reads", set()),
+              ("objective", "prepare_reads", MINIBATCH_PASS_FIELDS), ("objective", "reads", LEARNER_FIELDS),
+              ("regularizer", "reads", set()), ("correction", "reads", set())]
+    for kind, attr, arriving in phases:
+        available |= arriving
+        stage = stages[kind]
+        missing = sorted(f.value for f in _fields(stage, attr, kind) - available)
+        if missing:
+            raise ConfigError(f"algorithm.{kind}", f"stage {stage.name!r} reads {', '.join(missing)}, which neither "
+                                                   "the runtime nor an earlier stage writes at that point")
+        available |= _fields(stage, "writes", kind)
+
+
+class DriverAlgorithm:
+    """The driver part: data policy, advantages, weights, selection, objective hooks, and all state."""
 
     def __init__(self, stages: dict[str, Any], spec: dict[str, dict[str, Any]]) -> None:
-        self.stages = stages
-        self.spec = spec
-        self.data_policy = stages["data_policy"]
-        self.advantage = stages["advantage"]
-        self.token_selector = stages["token_selector"]
-        self.objective = stages["objective"]
-        self.regularizer = stages["regularizer"]
+        self.stages, self.spec = stages, spec
+        self.data_policy, self.advantage = stages["data_policy"], stages["advantage"]
+        self.token_selector, self.objective = stages["token_selector"], stages["objective"]
         self.aggregation = stages["aggregation"]
-        req = set().union(*(getattr(s, "requires", frozenset()) for s in stages.values()))
-        self.requires: frozenset[str] = frozenset(req)
+        self.reads: frozenset[BatchField] = frozenset().union(
+            *(_fields(s, a, k) for k, s in stages.items() for a in ("reads", "prepare_reads")))
+        driver_stages = [self.data_policy, self.advantage, self.aggregation, self.token_selector]
+        self.driver_reads: frozenset[BatchField] = frozenset().union(
+            *(_fields(s, "reads", "") for s in driver_stages), _fields(self.objective, "prepare_reads", ""))
         self.group_aligned_microbatches: bool = any(getattr(s, "group_aligned", False) for s in stages.values())
 
     def __repr__(self) -> str:
-        return f"Algorithm({self.spec})"
+        return f"{type(self).__name__}({self.spec})"
+
+    def needs(self, f: BatchField) -> bool:
+        """Whether any stage reads `f` (the runtime computes on-demand fields only when needed)."""
+        return f in self.reads
 
     def keep(self, batch: RolloutBatch) -> torch.Tensor:
         return self.data_policy.keep(batch).to(torch.bool)
@@ -69,27 +113,47 @@ class Algorithm:
             if renormalise:
                 w_sel = self.aggregation.weights(b, b.response_mask * sel)
                 sel = torch.where(w_agg > 0, w_sel / w_agg.clamp(min=1e-30), torch.zeros_like(w_sel))
-            b.extra["token_weights"] = sel.to(torch.float32)
+            b.token_weights = sel.to(torch.float32)
         b.loss_weights = w_agg.to(torch.float32)
         metrics.update(self.objective.prepare(b))
         return b, metrics
 
-    def prepare_minibatch(self, mb: RolloutBatch) -> RolloutBatch:
+    def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
         return self.objective.prepare_minibatch(mb)
 
-    def schedule(self, step: int) -> dict[str, float]:
-        """Data-layer hints of a scheduled algorithm (ReMix replay fraction / UTD / reincarnation); {} if none."""
-        return self.objective.schedule(step)
+    def state_dict(self) -> dict[str, Any]:
+        return {kind: stage.state_dict() for kind, stage in self.stages.items()
+                if hasattr(stage, "state_dict") and stage.state_dict()}
 
-    def loss(self, logp: torch.Tensor, mb: RolloutBatch,
-             entropy: torch.Tensor | None = None) -> tuple[torch.Tensor, Metrics]:
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        for kind, state in d.items():
+            if kind in self.stages:
+                self.stages[kind].load_state_dict(state)
+
+
+class PolicyLoss:
+    """The learner part: a pure function of (logp, micro-batch, entropy); its stages are frozen."""
+
+    def __init__(self, stages: dict[str, Any]) -> None:
+        self.objective, self.regularizer, self.correction = (stages[k] for k in LOSS_KINDS)
+        for s in (self.objective, self.regularizer, self.correction):
+            if hasattr(s, "freeze"):
+                s.freeze()
+        self.group_aligned_microbatches: bool = any(getattr(s, "group_aligned", False) for s in stages.values())
+
+    def __call__(self, logp: torch.Tensor, mb: RolloutBatch,
+                 entropy: torch.Tensor | None = None) -> tuple[torch.Tensor, Metrics]:
         if mb.loss_weights is None or mb.advantages is None:
-            raise RuntimeError("algo.loss needs a batch that went through algo.prepare (advantages, loss_weights)")
+            raise RuntimeError("the loss needs a batch that went through the driver part's prepare "
+                               "(advantages, loss_weights)")
         mb = mb.to(logp.device)
         w_agg = mb.loss_weights.to(logp.dtype)
-        tw = mb.extra.get("token_weights")
-        w = w_agg * tw.to(logp.dtype) if tw is not None else w_agg
-        loss, metrics = self.objective.loss(logp, mb, w)
+        w = w_agg * mb.token_weights.to(logp.dtype) if mb.token_weights is not None else w_agg
+        corr, metrics = self.correction.weights(mb)
+        if corr is not None:
+            w = w * corr.to(logp.dtype)
+        loss, obj_metrics = self.objective.loss(logp, mb, w)
+        metrics.update(obj_metrics)
         reg, reg_metrics = self.regularizer.per_token(logp, mb, entropy)
         if reg is not None:
             loss = loss + (reg * w_agg).sum()
@@ -99,18 +163,38 @@ class Algorithm:
             metrics.update(wmean("actor/entropy", ent, w_agg))
         return loss, metrics
 
-    def state_dict(self) -> dict[str, Any]:
-        return {kind: stage.state_dict() for kind, stage in self.stages.items()
-                if hasattr(stage, "state_dict") and stage.state_dict()}
 
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        for kind, state in d.items():
-            if kind in self.stages and hasattr(self.stages[kind], "load_state_dict"):
-                self.stages[kind].load_state_dict(state)
+class Algorithm(DriverAlgorithm):
+    """Both parts in one process: the driver part's methods plus `loss` (a `PolicyLoss` built from the
+    same spec with its own, frozen, stage instances)."""
+
+    def __init__(self, stages: dict[str, Any], spec: dict[str, dict[str, Any]]) -> None:
+        super().__init__(stages, spec)
+        self.loss = build_loss(spec)
+
+
+def _stages(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    resolved = resolve_spec(spec)
+    stages = {kind: make_stage(kind, resolved[kind], f"algorithm.{kind}") for kind in STAGE_KINDS}
+    check_field_flow(stages)
+    return stages, resolved
+
+
+def build_driver(spec: dict[str, Any]) -> DriverAlgorithm:
+    """The driver part from a spec {"preset": "dapo+forking", <stage>: {...}}; ConfigError on a bad spec."""
+    return DriverAlgorithm(*_stages(spec))
+
+
+def build_loss(spec: dict[str, Any]) -> PolicyLoss:
+    """The learner part (pure loss) from the same spec."""
+    return PolicyLoss(_stages(spec)[0])
 
 
 def build(spec: dict[str, Any]) -> Algorithm:
-    """Algorithm from a spec {"preset": "dapo+forking", <stage>: {...}}; raises ConfigError on a bad spec."""
-    resolved = resolve_spec(spec)
-    stages = {kind: make_stage(kind, resolved[kind], f"algorithm.{kind}") for kind in STAGE_KINDS}
-    return Algorithm(stages, resolved)
+    """Both parts in one object (single-process use)."""
+    return Algorithm(*_stages(spec))
+
+
+def check(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Validate a spec (presets, stage names, parameters, field flow); returns the resolved stage specs."""
+    return _stages(spec)[1]

@@ -1,18 +1,66 @@
-"""The typed update batch every stage reads (DESIGN.md "The common update step").
+"""The typed update batch every stage reads and writes (DESIGN.md "The common update step").
 
-N sequences x T response tokens, right-padded. `index` and `cat` slice/concatenate every per-row
-tensor (including `extra`), which is how the trainer cuts mini-batches, rank shards and micro-batches.
+N sequences x T response tokens, right-padded. Every field is declared here, with its shape and who
+fills it; a stage names the fields it reads and writes with `BatchField` members, and
+`algorithms.build` checks that each read is written by the runtime or an earlier stage.
+
+Who writes what:
+- the runtime, when it packs the rollout: `ROLLOUT_FIELDS` (token ids, masks, model inputs, rewards,
+  groups, prompt keys, sampling log-probs, policy versions);
+- the runtime's log-prob passes, on demand (when some stage reads them): `old_logp` and `entropy`
+  (learners, before the driver part runs), `ref_logp` (reference actor), `cur_logp` (learners, on
+  each whole mini-batch before its update);
+- stages: `advantages`, `seq_advantages`, `labels`, `loss_weights`, `token_weights`, `clip_low`,
+  `clip_high`, `replayed` (see each stage's `writes`).
+
+`index` and `cat` slice / concatenate every per-row field, which is how the trainer cuts
+mini-batches, rank shards and micro-batches.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 
 import torch
 
-_ROW_FIELDS = ("response_ids", "response_mask", "rewards", "group_ids", "old_logp", "sampling_logp", "ref_logp",
-               "entropy", "token_rewards", "turn_ids", "versions", "advantages", "loss_weights")
+
+class BatchField(str, enum.Enum):
+    """Names of the batch's fields, for stages to declare what they read and write."""
+
+    RESPONSE_IDS = "response_ids"
+    RESPONSE_MASK = "response_mask"
+    INPUT_IDS = "input_ids"
+    ATTENTION_MASK = "attention_mask"
+    RESP_START = "resp_start"
+    REWARDS = "rewards"
+    GROUP_IDS = "group_ids"
+    PROMPT_KEYS = "prompt_keys"
+    SAMPLING_LOGP = "sampling_logp"
+    VERSIONS = "versions"
+    TOKEN_REWARDS = "token_rewards"
+    TURN_IDS = "turn_ids"
+    OLD_LOGP = "old_logp"
+    ENTROPY = "entropy"
+    REF_LOGP = "ref_logp"
+    CUR_LOGP = "cur_logp"
+    ADVANTAGES = "advantages"
+    SEQ_ADVANTAGES = "seq_advantages"
+    LABELS = "labels"
+    LOSS_WEIGHTS = "loss_weights"
+    TOKEN_WEIGHTS = "token_weights"
+    CLIP_LOW = "clip_low"
+    CLIP_HIGH = "clip_high"
+    REPLAYED = "replayed"
+
+
+F = BatchField
+ROLLOUT_FIELDS = frozenset({F.RESPONSE_IDS, F.RESPONSE_MASK, F.INPUT_IDS, F.ATTENTION_MASK, F.RESP_START,
+                            F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS})
+LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP})  # before the driver part, on demand
+MINIBATCH_PASS_FIELDS = frozenset({F.CUR_LOGP})                       # per mini-batch, on demand
+LEARNER_FIELDS = frozenset({F.OLD_LOGP})  # the learner takes pi_old from its own forward when no pass ran
 
 
 def _as_index(idx, n: int) -> torch.Tensor:
@@ -28,65 +76,73 @@ def _as_index(idx, n: int) -> torch.Tensor:
 
 @dataclass
 class RolloutBatch:
-    """The full update batch (or a slice of it); see DESIGN.md for the meaning of each field."""
+    """The full update batch (or a slice of it). (N,T) = rows x response tokens, (N,L) = model rows."""
 
-    response_ids: torch.Tensor        # (N,T) long
-    response_mask: torch.Tensor       # (N,T) float 0/1, 0 on padding and tool/observation tokens
-    rewards: torch.Tensor             # (N,) outcome reward
-    group_ids: torch.Tensor           # (N,) long, same id = same prompt in this batch
-    prompt_keys: list[str]            # (N) stable across steps
-    old_logp: torch.Tensor | None = None
-    sampling_logp: torch.Tensor | None = None
-    ref_logp: torch.Tensor | None = None
-    entropy: torch.Tensor | None = None
-    token_rewards: torch.Tensor | None = None
-    turn_ids: torch.Tensor | None = None
-    versions: torch.Tensor | None = None
+    response_ids: torch.Tensor                   # (N,T) long
+    response_mask: torch.Tensor                  # (N,T) float 0/1, 0 on padding and tool/observation tokens
+    rewards: torch.Tensor                        # (N,) outcome reward
+    group_ids: torch.Tensor                      # (N,) long, same id = same prompt in this batch
+    prompt_keys: list[str]                       # (N) stable across steps
+    input_ids: torch.Tensor | None = None        # (N,L) prompt + response + right padding
+    attention_mask: torch.Tensor | None = None   # (N,L)
+    resp_start: torch.Tensor | None = None       # (N,) where each row's response starts in input_ids
+    sampling_logp: torch.Tensor | None = None    # (N,T) the engine's log-probs of the sampled tokens
+    versions: torch.Tensor | None = None         # (N,) weight version that generated each row
+    token_rewards: torch.Tensor | None = None    # (N,T) optional per-token rewards (multi-turn)
+    turn_ids: torch.Tensor | None = None         # (N,T) turn index per token, -1 outside turns (multi-turn)
+    old_logp: torch.Tensor | None = None         # (N,T) pi_old (learner pass, or behaviour log-probs off-policy)
+    entropy: torch.Tensor | None = None          # (N,T) pi_old's entropy (learner pass)
+    ref_logp: torch.Tensor | None = None         # (N,T) reference policy (reference actor)
+    cur_logp: torch.Tensor | None = None         # (N,T) current policy before this mini-batch's update
+    advantages: torch.Tensor | None = None       # (N,T)
+    seq_advantages: torch.Tensor | None = None   # (N,) per-completion advantage before token shaping
+    labels: torch.Tensor | None = None           # (N,) 0/1 correctness labels (PACS)
+    loss_weights: torch.Tensor | None = None     # (N,T) global aggregation weights (sum = the batch loss)
+    token_weights: torch.Tensor | None = None    # (N,T) token selection on top of loss_weights
+    clip_low: torch.Tensor | None = None         # (N,) per-row lower ratio bound (BAPO)
+    clip_high: torch.Tensor | None = None        # (N,) per-row upper ratio bound (BAPO)
+    replayed: torch.Tensor | None = None         # (N,) bool: ratio against the behaviour log-probs (ReMix)
     pad_id: int = 0
     step: int = 0
-    advantages: torch.Tensor | None = None
-    loss_weights: torch.Tensor | None = None
-    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.response_ids.shape[0])
 
+    def get(self, f: BatchField):
+        return getattr(self, f.value)
+
     def copy(self) -> "RolloutBatch":
-        """Shallow copy with its own `extra` dict (tensors shared)."""
-        return dataclasses.replace(self, extra=dict(self.extra), prompt_keys=list(self.prompt_keys))
+        """Shallow copy (tensors shared, own prompt_keys list)."""
+        return dataclasses.replace(self, prompt_keys=list(self.prompt_keys))
+
+    def _map_rows(self, fn) -> dict:
+        return {f.name: (None if getattr(self, f.name) is None else fn(f.name, getattr(self, f.name)))
+                for f in dataclasses.fields(self) if f.name in _ROW_TENSORS}
 
     def to(self, device: torch.device | str) -> "RolloutBatch":
-        """Every tensor (fields and extra) on `device` (no copy for tensors already there)."""
-        kw = {n: None if getattr(self, n) is None else getattr(self, n).to(device) for n in _ROW_FIELDS}
-        extra = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()}
-        return RolloutBatch(prompt_keys=self.prompt_keys, pad_id=self.pad_id, step=self.step, extra=extra, **kw)
+        """Every tensor on `device` (no copy for tensors already there)."""
+        return dataclasses.replace(self, **self._map_rows(lambda _, t: t.to(device)))
 
     def index(self, idx) -> "RolloutBatch":
-        """Rows `idx` (LongTensor, list of ints, bool mask or slice) of every per-row field and of `extra`."""
+        """Rows `idx` (LongTensor, list of ints, bool mask or slice) of every per-row field."""
         n = len(self)
         rows = _as_index(idx, n)
-        kw = {}
-        for name in _ROW_FIELDS:
-            t = getattr(self, name)
-            kw[name] = None if t is None else t[rows.to(t.device)]
-        extra = {}
-        for key, t in self.extra.items():
-            if isinstance(t, torch.Tensor) and t.dim() >= 1:
-                if t.shape[0] != n:
-                    raise ValueError(f"extra[{key!r}] has {t.shape[0]} rows, the batch has {n}")
-                extra[key] = t[rows.to(t.device)]
-            else:
-                extra[key] = t
+
+        def take(name: str, t: torch.Tensor) -> torch.Tensor:
+            if t.shape[0] != n:
+                raise ValueError(f"batch field {name!r} has {t.shape[0]} rows, the batch has {n}")
+            return t[rows.to(t.device)]
+
         keys = [self.prompt_keys[i] for i in rows.tolist()]
-        return RolloutBatch(prompt_keys=keys, pad_id=self.pad_id, step=self.step, extra=extra, **kw)
+        return dataclasses.replace(self, prompt_keys=keys, **self._map_rows(take))
 
     @staticmethod
     def cat(batches: list["RolloutBatch"]) -> "RolloutBatch":
-        """Concatenate rows; all batches must have the same T and the same optional fields set."""
+        """Concatenate rows; all batches must have the same widths and the same optional fields set."""
         if not batches:
             raise ValueError("RolloutBatch.cat needs at least one batch")
         kw = {}
-        for name in _ROW_FIELDS:
+        for name in _ROW_TENSORS:
             ts = [getattr(b, name) for b in batches]
             if all(t is None for t in ts):
                 kw[name] = None
@@ -94,11 +150,9 @@ class RolloutBatch:
                 raise ValueError(f"RolloutBatch.cat: field {name!r} is set in some batches only")
             else:
                 kw[name] = torch.cat(ts)
-        extra = {}
-        for key in batches[0].extra:
-            vals = [b.extra.get(key) for b in batches]
-            if any(v is None for v in vals):
-                raise ValueError(f"RolloutBatch.cat: extra[{key!r}] is set in some batches only")
-            extra[key] = torch.cat(vals) if isinstance(vals[0], torch.Tensor) and vals[0].dim() >= 1 else vals[0]
         keys = [k for b in batches for k in b.prompt_keys]
-        return RolloutBatch(prompt_keys=keys, pad_id=batches[0].pad_id, step=batches[0].step, extra=extra, **kw)
+        return dataclasses.replace(batches[0], prompt_keys=keys, **kw)
+
+
+_ROW_TENSORS = tuple(f.name for f in dataclasses.fields(RolloutBatch) if f.name not in ("prompt_keys", "pad_id", "step"))
+assert set(_ROW_TENSORS) | {"prompt_keys"} == {f.value for f in BatchField}, "BatchField and RolloutBatch disagree"

@@ -58,14 +58,21 @@ def pacs_weights(labels: torch.Tensor, group_ids: torch.Tensor, weighting: str =
     return torch.where(both, count / (2.0 * same), torch.ones_like(y))
 
 
+def pacs_sequence_terms(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                        group_ids: torch.Tensor, beta: float = 1.0, baseline: str = "rloo",
+                        weighting: str = "question") -> tuple[torch.Tensor, torch.Tensor]:
+    """((N,) w_i * BCEWithLogits(logit_i, y_i), (N,) logit_i)."""
+    logit = pacs_logits(pacs_psi(logp, old_logp, mask, beta), group_ids, baseline)
+    y = labels.to(logit.dtype)
+    bce = torch.nn.functional.softplus(logit) - y * logit
+    return pacs_weights(labels, group_ids, weighting).to(logit.dtype) * bce, logit
+
+
 def pacs_sequence_losses(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
                          group_ids: torch.Tensor, beta: float = 1.0, baseline: str = "rloo",
                          weighting: str = "question") -> torch.Tensor:
     """(N,) w_i * BCEWithLogits(logit_i, y_i)."""
-    logit = pacs_logits(pacs_psi(logp, old_logp, mask, beta), group_ids, baseline)
-    y = labels.to(logit.dtype)
-    bce = torch.nn.functional.softplus(logit) - y * logit
-    return pacs_weights(labels, group_ids, weighting).to(logit.dtype) * bce
+    return pacs_sequence_terms(logp, old_logp, mask, labels, group_ids, beta, baseline, weighting)[0]
 
 
 def pacs_loss(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,

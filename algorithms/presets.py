@@ -1,4 +1,4 @@
-"""Named algorithms as pure data over the six stages, and spec resolution.
+"""Named algorithms as pure data over the seven stage kinds, and spec resolution.
 
 A spec is {"preset": "a+b", <stage>: {"name": ..., **params}, ...}. Presets compose left to right
 ("dapo+forking": forking's stages overlay dapo's). A stage override with a "name" different from the
@@ -20,6 +20,7 @@ DEFAULT_STAGES: dict[str, dict[str, Any]] = {
     "objective": {"name": "ppo_clip"},
     "regularizer": {"name": "none"},
     "aggregation": {"name": "token-mean"},
+    "correction": {"name": "none"},
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -88,7 +89,7 @@ def overlay_stage(base: dict[str, Any] | None, over: Any, key: str) -> dict[str,
 
 
 def resolve_spec(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The six stage specs of `spec` (presets composed, overrides applied); errors name algorithm.* keys."""
+    """The stage specs of `spec` (presets composed, overrides applied); errors name algorithm.* keys."""
     if not isinstance(spec, dict):
         raise ConfigError("algorithm", f"must be a mapping, got {spec!r}")
     allowed = ("preset",) + STAGE_KINDS

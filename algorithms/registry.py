@@ -13,7 +13,8 @@ import types
 import typing
 from typing import Any, Callable
 
-STAGE_KINDS = ("data_policy", "advantage", "token_selector", "objective", "regularizer", "aggregation")
+STAGE_KINDS = ("data_policy", "advantage", "token_selector", "objective", "regularizer", "aggregation",
+               "correction")
 REGISTRY: dict[str, dict[str, type]] = {kind: {} for kind in STAGE_KINDS}
 
 
@@ -129,10 +130,11 @@ def make_stage(kind: str, spec: dict[str, Any], key: str) -> Any:
     params_cls = getattr(cls, "Params", None)
     if params_cls is None:
         try:
-            return cls(**values)
+            stage = cls(**values)
         except TypeError as e:
             raise ConfigError(key, f"bad parameters for {spec['name']!r}: {e}") from None
-    stage = cls(build_params(params_cls, values, key))
+    else:
+        stage = cls(build_params(params_cls, values, key))
     stage.name = spec["name"]
     return stage
 

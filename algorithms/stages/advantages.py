@@ -6,16 +6,20 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import masked_mean
 from algorithms.dcpo import SmoothAdvantage
 from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages
 from algorithms.gtpo import entropy_filtered_advantages
 from algorithms.igpo import (IGPO_NORMS, broadcast_turns, discounted_turn_returns, normalise_turn_rewards,
-                             turn_advantages, turn_rewards_from_tokens)
+                             turn_rewards_from_tokens)
 from algorithms.nsr import NSR_MODES, sample_advantages
 from algorithms.registry import meta, register
 from algorithms.stages.base import AdvantageEstimator, adv_metrics, need, seq_to_tokens
+
+_GROUP_READS = frozenset({F.REWARDS, F.GROUP_IDS, F.RESPONSE_MASK})
+_ADV = frozenset({F.ADVANTAGES})
 
 
 def _lengths(batch: RolloutBatch) -> torch.Tensor:
@@ -25,6 +29,8 @@ def _lengths(batch: RolloutBatch) -> torch.Tensor:
 @register("advantage", "group")
 class GroupAdvantage(AdvantageEstimator):
     """GRPO / Dr.GRPO group advantage, with DAPO soft overlong shaping of the reward (off by default)."""
+
+    reads, writes = _GROUP_READS, _ADV
 
     @dataclass
     class Params:
@@ -52,6 +58,8 @@ class GroupAdvantage(AdvantageEstimator):
 
 @register("advantage", "rloo")
 class RLOOAdvantage(AdvantageEstimator):
+    reads, writes = _GROUP_READS, _ADV
+
     @dataclass
     class Params:
         pass
@@ -64,6 +72,8 @@ class RLOOAdvantage(AdvantageEstimator):
 @register("advantage", "dcpo")
 class DCPOAdvantage(AdvantageEstimator):
     """DCPO smooth advantage standardisation; per-prompt state saved in checkpoints."""
+
+    reads, writes = _GROUP_READS | {F.PROMPT_KEYS}, _ADV
 
     @dataclass
     class Params:
@@ -89,23 +99,21 @@ class DCPOAdvantage(AdvantageEstimator):
 @register("advantage", "gtpo")
 class GTPOAdvantage(AdvantageEstimator):
     """A = R - mean_g R, then GTPO entropy filter with the completion's mean old-policy entropy.
-    The unfiltered A goes to extra["gtpo_raw_adv"] (its sign defines positive/negative completions)."""
+    The unfiltered A goes to `seq_advantages` (its sign defines positive/negative completions)."""
+
+    reads, writes = _GROUP_READS | {F.ENTROPY}, _ADV | {F.SEQ_ADVANTAGES}
 
     @dataclass
     class Params:
         threshold: float = meta(0.7, min=0.0)
         scale: float = meta(0.1, min=0.0)
 
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"old_entropy"})
-
     def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        ent = need(batch.entropy, "batch.entropy (old_entropy)", "advantage gtpo")
+        ent = need(batch.entropy, "entropy", "advantage gtpo")
         raw = group_advantages(batch.rewards, batch.group_ids, scale="none")
         seq_h = masked_mean(ent, batch.response_mask, dim=-1)
         shaped = entropy_filtered_advantages(raw, seq_h.to(raw.dtype), self.params.threshold, self.params.scale)
-        batch.extra["gtpo_raw_adv"] = raw
+        batch.seq_advantages = raw
         adv = seq_to_tokens(shaped, batch.response_mask)
         return adv, {"gtpo/filtered_frac": float((seq_h > self.params.threshold).float().mean()),
                      "gtpo/seq_entropy": float(seq_h.mean()), **adv_metrics(adv, batch.response_mask)}
@@ -113,6 +121,8 @@ class GTPOAdvantage(AdvantageEstimator):
 
 @register("advantage", "nsr")
 class NSRAdvantage(AdvantageEstimator):
+    reads, writes = frozenset({F.REWARDS, F.RESPONSE_MASK}), _ADV
+
     @dataclass
     class Params:
         mode: str = meta("w-reinforce", choices=NSR_MODES)
@@ -126,9 +136,13 @@ class NSRAdvantage(AdvantageEstimator):
 
 @register("advantage", "igpo")
 class IGPOAdvantage(AdvantageEstimator):
-    """Turn-level advantages from extra["gt_probs"] (N,K) + outcome rewards, or from batch.token_rewards
-    summed per turn; broadcast over each turn's tokens with batch.turn_ids. Without turn_ids (single-turn
-    data) every response token is turn 0, which reduces to the outcome reward normalised in its group."""
+    """Turn-level advantages from `token_rewards` summed per turn (outcome reward on the last token when
+    absent); broadcast over each turn's tokens with `turn_ids`. Without turn_ids (single-turn data)
+    every response token is turn 0, which reduces to the outcome reward normalised in its group.
+    (The information-gain turn rewards of ALGORITHMS.md §6 need multi-turn rollouts; until the runtime
+    writes them, the functional API `algorithms.igpo.turn_advantages` computes them from gt_probs.)"""
+
+    reads, writes = _GROUP_READS, _ADV
 
     @dataclass
     class Params:
@@ -140,17 +154,14 @@ class IGPOAdvantage(AdvantageEstimator):
         if turn_ids is None:
             turn_ids = torch.where(batch.response_mask > 0, 0, -1).long()
         p = self.params
-        if "gt_probs" in batch.extra:
-            turn_adv = turn_advantages(batch.extra["gt_probs"], batch.rewards, batch.group_ids, p.gamma, p.norm)
-        else:
-            tok_r = batch.token_rewards
-            if tok_r is None:  # outcome reward on each row's last response token
-                last = (batch.response_mask > 0).long().cumsum(-1).argmax(-1)
-                tok_r = torch.zeros_like(batch.response_mask, dtype=torch.float32)
-                tok_r[torch.arange(len(batch)), last] = batch.rewards.to(torch.float32)
-            rewards = turn_rewards_from_tokens(tok_r, turn_ids)
-            valid = ~torch.isnan(rewards)
-            turn_adv = discounted_turn_returns(normalise_turn_rewards(rewards, batch.group_ids, p.norm), valid, p.gamma)
+        tok_r = batch.token_rewards
+        if tok_r is None:  # outcome reward on each row's last response token
+            last = (batch.response_mask > 0).long().cumsum(-1).argmax(-1)
+            tok_r = torch.zeros_like(batch.response_mask, dtype=torch.float32)
+            tok_r[torch.arange(len(batch)), last] = batch.rewards.to(torch.float32)
+        rewards = turn_rewards_from_tokens(tok_r, turn_ids)
+        valid = ~torch.isnan(rewards)
+        turn_adv = discounted_turn_returns(normalise_turn_rewards(rewards, batch.group_ids, p.norm), valid, p.gamma)
         adv = broadcast_turns(turn_adv, turn_ids, batch.response_mask)
         return adv, {"igpo/turns_mean": float((turn_ids.max(1).values + 1).float().mean()),
                      **adv_metrics(adv, batch.response_mask)}
@@ -158,8 +169,10 @@ class IGPOAdvantage(AdvantageEstimator):
 
 @register("advantage", "pacs")
 class PACSLabels(AdvantageEstimator):
-    """PACS has no advantage: it passes labels y = 1[reward > threshold] in extra["pacs_labels"] and sets
-    the advantage tensor to zeros (the PACS objective does not read it)."""
+    """PACS has no advantage: it writes labels y = 1[reward > threshold] to `labels` and sets the
+    advantage tensor to zeros (the PACS objective does not read it)."""
+
+    reads, writes = frozenset({F.REWARDS, F.RESPONSE_MASK}), _ADV | {F.LABELS}
 
     @dataclass
     class Params:
@@ -167,5 +180,5 @@ class PACSLabels(AdvantageEstimator):
 
     def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         labels = (batch.rewards > self.params.threshold).to(torch.float32)
-        batch.extra["pacs_labels"] = labels
+        batch.labels = labels
         return torch.zeros_like(batch.response_mask, dtype=torch.float32), {"pacs/label_mean": float(labels.mean())}

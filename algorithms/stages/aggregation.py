@@ -6,16 +6,21 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import AGG_MODES, aggregation_weights
 from algorithms.registry import meta, register
-from algorithms.stages.base import Stage
+from algorithms.stages.base import Aggregation
 
 
-class Aggregation(Stage):
+class ModeAggregation(Aggregation):
     @dataclass
     class Params:
         length_budget: int | None = meta(None, gt=0)   # seq-mean-token-sum-norm only; None = batch width T
+
+    @property
+    def reads(self) -> frozenset[F]:
+        return frozenset({F.RESPONSE_MASK, F.GROUP_IDS} if self.name == "group-token-mean" else {F.RESPONSE_MASK})
 
     def weights(self, batch: RolloutBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
         m = batch.response_mask if mask is None else mask
@@ -23,4 +28,4 @@ class Aggregation(Stage):
 
 
 for _mode in AGG_MODES:
-    register("aggregation", _mode)(Aggregation)
+    register("aggregation", _mode)(ModeAggregation)

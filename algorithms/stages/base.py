@@ -1,13 +1,20 @@
-"""Base classes of the six stage kinds and the exact-reduction metric helper.
+"""Base classes of the seven stage kinds and the exact-reduction metric helper.
 
-Stage signatures (one per kind):
-- data policy:    keep(batch) -> bool (N,)
-- advantage:      compute(batch) -> (advantages (N,T), metrics)        may add per-row tensors to batch.extra
-- token selector: select(batch) -> (weights (N,T) | None, renormalise, metrics)
-- objective:      loss(logp, mb, w) -> (scalar contribution, metrics)  w = effective (N,T) token weights
-- regularizer:    per_token(logp, mb, entropy) -> ((n,T) | None, metrics), aggregated with mb.loss_weights
-- aggregation:    weights(batch) -> (N,T) aggregation weights
-Metrics returned by loss-side stages are {name: (weighted_sum, weight)} so they reduce exactly.
+Stage signatures (one per kind), with the phase each runs in:
+- data policy    (driver, on scored rollouts): keep(batch) -> bool (N,)
+- advantage      (driver): compute(batch) -> (advantages (N,T), metrics); may also fill its other `writes`
+- aggregation    (driver): weights(batch, mask=None) -> (N,T) global aggregation weights
+- token selector (driver): select(batch) -> (weights (N,T) | None, renormalise, metrics)
+- objective      (driver hooks) prepare(batch) -> metrics, prepare_minibatch(mb) -> (mb, metrics);
+                 (learner) loss(logp, mb, w) -> (scalar contribution, metrics), w = effective token weights
+- regularizer    (learner): per_token(logp, mb, entropy) -> ((n,T) | None, metrics), aggregated with loss_weights
+- correction     (learner): weights(mb) -> ((n,T) | None, metrics), multiplies the policy term's weights
+
+Every stage declares the batch fields it reads and writes (`reads`, `writes`; objectives also
+`prepare_reads` for their driver hooks) as `BatchField` members; `algorithms.build` checks the flow.
+State (what a stage keeps across steps) lives only in the driver part; the learner part's stages are
+frozen after construction, so a loss that tries to keep state fails loudly.
+Metrics returned by learner-side stages are {name: (weighted_sum, weight)} so they reduce exactly.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 
 import torch
 
-from algorithms.batch import RolloutBatch
+from algorithms.batch import BatchField, RolloutBatch
 
 Metrics = dict[str, tuple[float, float]]
 
@@ -36,16 +43,31 @@ def need(value: torch.Tensor | None, what: str, stage: str) -> torch.Tensor:
 
 
 class Stage:
-    """Common behaviour: no requirements, no state."""
+    """Common behaviour: reads and writes nothing, no state; `freeze()` forbids attribute changes."""
 
     name: str = ""
+    group_aligned: bool = False  # micro-batches must hold whole groups (e.g. PACS's leave-one-out baseline)
 
     def __init__(self, params: Any = None) -> None:
         self.params = params
 
     @property
-    def requires(self) -> frozenset[str]:
+    def reads(self) -> frozenset[BatchField]:
         return frozenset()
+
+    @property
+    def writes(self) -> frozenset[BatchField]:
+        return frozenset()
+
+    def freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise RuntimeError(f"stage {self.name or type(self).__name__!r} tried to set {key!r} in the learner's "
+                               "loss part: loss() must be pure; keep state in a driver hook (prepare) and "
+                               "pass it through a declared batch field")
+        object.__setattr__(self, key, value)
 
     def state_dict(self) -> dict:
         return {}
@@ -70,18 +92,18 @@ class TokenSelector(Stage):
 
 
 class Objective(Stage):
-    group_aligned: bool = False
-    needs_cur_logp: bool = False
+    @property
+    def prepare_reads(self) -> frozenset[BatchField]:
+        """Fields the driver hooks (prepare, prepare_minibatch) read."""
+        return frozenset()
 
     def prepare(self, batch: RolloutBatch) -> dict[str, float]:
-        """Once per step on the full batch (after advantages and weights are set)."""
+        """Driver, once per step on the full batch (after advantages and weights are set)."""
         return {}
 
-    def prepare_minibatch(self, mb: RolloutBatch) -> RolloutBatch:
-        return mb
-
-    def schedule(self, step: int) -> dict[str, float]:
-        return {}
+    def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
+        """Driver, on each whole mini-batch before it is cut into rank shards and micro-batches."""
+        return mb, {}
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         raise NotImplementedError
@@ -91,6 +113,25 @@ class Regularizer(Stage):
     def per_token(self, logp: torch.Tensor, mb: RolloutBatch,
                   entropy: torch.Tensor | None) -> tuple[torch.Tensor | None, Metrics]:
         return None, {}
+
+
+class Aggregation(Stage):
+    @property
+    def writes(self) -> frozenset[BatchField]:
+        return frozenset({BatchField.LOSS_WEIGHTS})
+
+    def weights(self, batch: RolloutBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Correction(Stage):
+    def weights(self, mb: RolloutBatch) -> tuple[torch.Tensor | None, Metrics]:
+        return None, {}
+
+
+def real_tokens(mb: RolloutBatch) -> torch.Tensor:
+    """(N,T) 1.0 on the response tokens of rows that carry loss weight (zero-weight padding rows excluded)."""
+    return (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).to(mb.response_mask.dtype) * mb.response_mask
 
 
 def seq_to_tokens(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

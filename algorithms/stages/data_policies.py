@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import group_inverse
 from algorithms.registry import register
@@ -29,6 +30,8 @@ class KeepAll(DataPolicy):
 
 @register("data_policy", "dynamic_sampling")
 class DynamicSampling(DataPolicy):
+    reads = frozenset({F.REWARDS, F.GROUP_IDS})
+
     @dataclass
     class Params:
         pass
@@ -49,6 +52,7 @@ class _SubsetParams:
 @register("data_policy", "psr")
 class PositiveSubset(DataPolicy):
     Params = _SubsetParams
+    reads = frozenset({F.REWARDS})
 
     def keep(self, batch: RolloutBatch) -> torch.Tensor:
         return batch.rewards > self.params.threshold
@@ -57,6 +61,7 @@ class PositiveSubset(DataPolicy):
 @register("data_policy", "nsr")
 class NegativeSubset(DataPolicy):
     Params = _SubsetParams
+    reads = frozenset({F.REWARDS})
 
     def keep(self, batch: RolloutBatch) -> torch.Tensor:
         return batch.rewards <= self.params.threshold

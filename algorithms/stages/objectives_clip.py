@@ -3,7 +3,8 @@ the behaviour log-probs the ratio is taken against.
 
 - ppo_clip: fixed bounds (PPO eps 0.2 -> 0.8/1.2; DAPO clip-higher 0.8/1.28), optional dual clip.
 - dcpo: per-token dynamic bounds from the old token probability (arXiv 2509.02333 §4.1).
-- bapo: adaptive (c_low, c_high) searched on the whole mini-batch in `prepare_minibatch` (arXiv 2510.18927).
+- bapo: adaptive (c_low, c_high) searched on the whole mini-batch in `prepare_minibatch` (arXiv 2510.18927),
+  written to `clip_low` / `clip_high` for the learner's loss.
 - remix: ratio against the generating policy for replayed samples (arXiv 2507.06892, our reading).
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from algorithms.bapo import BAPO_MODES, adaptive_bounds, contribution_ratio
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import clip_fractions, clipped_surrogate
 from algorithms.dcpo import dynamic_clip_bounds
@@ -45,9 +47,13 @@ class ClipParams:
             raise ParamError("dual_clip", f"must be > high ({self.high}), got {self.dual_clip}")
 
 
+_CLIP_READS = frozenset({F.OLD_LOGP, F.ADVANTAGES})
+
+
 @register("objective", "ppo_clip")
 class PPOClip(Objective):
     Params = ClipParams
+    reads = _CLIP_READS
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         old = need(mb.old_logp, "old_logp", "objective ppo_clip")
@@ -56,6 +62,8 @@ class PPOClip(Objective):
 
 @register("objective", "dcpo")
 class DCPOClip(Objective):
+    reads = _CLIP_READS
+
     @dataclass
     class Params:
         eps_low: float = meta(0.16, min=0.0)
@@ -75,9 +83,12 @@ class DCPOClip(Objective):
 
 @register("objective", "bapo")
 class BAPOClip(Objective):
-    """Needs the current-policy log-probs of the whole mini-batch (extra["cur_logp"]) before the update."""
+    """Bounds searched on the whole mini-batch before its update, from the current policy's ratio
+    (`cur_logp` against `old_logp`), then fixed for every micro-batch of that mini-batch."""
 
-    needs_cur_logp = True
+    prepare_reads = frozenset({F.CUR_LOGP, F.OLD_LOGP, F.ADVANTAGES, F.LOSS_WEIGHTS})
+    writes = frozenset({F.CLIP_LOW, F.CLIP_HIGH})
+    reads = _CLIP_READS | writes
 
     @dataclass
     class Params:
@@ -97,56 +108,39 @@ class BAPOClip(Objective):
             if self.high_max < self.high_start:
                 raise ParamError("high_max", f"must be >= high_start ({self.high_start})")
 
-    def __init__(self, params) -> None:
-        super().__init__(params)
-        self.last: dict[str, float] = {}
-
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"cur_logp_prepass"})
-
-    def prepare_minibatch(self, mb: RolloutBatch) -> RolloutBatch:
-        cur = need(mb.extra.get("cur_logp"), "extra['cur_logp']", "objective bapo")
+    def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
+        cur = need(mb.cur_logp, "cur_logp", "objective bapo")
         old = need(mb.old_logp, "old_logp", "objective bapo")
         p = self.params
         ratio = torch.exp((cur - old).clamp(-20.0, 20.0))
-        w = mb.loss_weights * mb.extra["token_weights"] if "token_weights" in mb.extra else mb.loss_weights
+        w = mb.loss_weights * mb.token_weights if mb.token_weights is not None else mb.loss_weights
         carrying = (w > 0).to(ratio.dtype)
         c_low, c_high = adaptive_bounds(ratio, mb.advantages, carrying, p.target, p.low_start, p.low_max,
                                         p.low_step, p.high_start, p.high_max, p.high_step, p.mode)
         value = min(contribution_ratio(ratio, mb.advantages, carrying, c_low, c_high, p.mode), 1e6)
-        self.last = {"c_low": c_low, "c_high": c_high, "pos_neg_ratio": value}
         out = mb.copy()
-        n = len(mb)
-        out.extra["bapo_c_low"] = torch.full((n,), c_low, dtype=torch.float64)
-        out.extra["bapo_c_high"] = torch.full((n,), c_high, dtype=torch.float64)
-        out.extra["bapo_pos_neg_ratio"] = torch.full((n,), value, dtype=torch.float64)
-        return out
+        out.clip_low = torch.full((len(mb),), c_low, dtype=torch.float64)
+        out.clip_high = torch.full((len(mb),), c_high, dtype=torch.float64)
+        return out, {"bapo/c_low": c_low, "bapo/c_high": c_high, "bapo/pos_neg_ratio": value}
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
-        if "bapo_c_low" not in mb.extra:
-            raise RuntimeError("objective bapo: call algo.prepare_minibatch(mb) on the whole mini-batch (with "
-                               "extra['cur_logp']) before slicing it into micro-batches")
+        if mb.clip_low is None or mb.clip_high is None:
+            raise RuntimeError("objective bapo: call prepare_minibatch(mb) on the whole mini-batch (with "
+                               "cur_logp) before slicing it into micro-batches")
         old = need(mb.old_logp, "old_logp", "objective bapo")
-        low = mb.extra["bapo_c_low"].to(logp.dtype).unsqueeze(-1)
-        high = mb.extra["bapo_c_high"].to(logp.dtype).unsqueeze(-1)
-        contribution, metrics = clip_loss(logp, old, mb.advantages, low, high, self.params.dual_clip, w)
-        row_w = w.sum(-1)
-        for key in ("c_low", "c_high", "pos_neg_ratio"):
-            metrics.update(wmean(f"bapo/{key}", mb.extra[f"bapo_{key}"].to(row_w.dtype), row_w))
-        return contribution, metrics
-
-    def state_dict(self) -> dict:
-        return {"last": dict(self.last)}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.last = dict(d.get("last", {}))
+        low = mb.clip_low.to(logp.dtype).unsqueeze(-1)
+        high = mb.clip_high.to(logp.dtype).unsqueeze(-1)
+        return clip_loss(logp, old, mb.advantages, low, high, self.params.dual_clip, w)
 
 
 @register("objective", "remix")
 class RemixClip(Objective):
-    """Mixed-policy clipped surrogate; extra["remix_replayed"] (N,) marks replayed rows (set in prepare
-    from extra["replayed"], else versions older than the newest in the batch)."""
+    """Mixed-policy clipped surrogate: rows generated by an older policy than the newest in the batch
+    (`versions`) are marked `replayed` and their ratio is taken against their behaviour log-probs."""
+
+    prepare_reads = frozenset({F.VERSIONS})
+    writes = frozenset({F.REPLAYED})
+    reads = _CLIP_READS | {F.SAMPLING_LOGP, F.REPLAYED}
 
     @dataclass
     class Params(ClipParams):
@@ -161,26 +155,22 @@ class RemixClip(Objective):
         p = params
         self.sched = RemixSchedule(p.replay_fraction, p.utd, p.buffer_depth, p.reincarnate_at)
 
-    def schedule(self, step: int) -> dict[str, float]:
-        return self.sched.at(step)
-
     def prepare(self, batch: RolloutBatch) -> dict[str, float]:
         just = self.sched.observe(batch.step)
-        replayed = batch.extra.get("replayed")
-        if replayed is None:
-            replayed = (batch.versions < batch.versions.max()) if batch.versions is not None and len(batch) \
-                else torch.zeros(len(batch), dtype=torch.bool)
-        use_sampling = {"auto": replayed.bool(), "sampling": torch.ones(len(batch), dtype=torch.bool),
-                        "old": torch.zeros(len(batch), dtype=torch.bool)}[self.params.behaviour]
+        n = len(batch)
+        older = (batch.versions < batch.versions.max()) if batch.versions is not None and n \
+            else torch.zeros(n, dtype=torch.bool)
+        use_sampling = {"auto": older.bool(), "sampling": torch.ones(n, dtype=torch.bool),
+                        "old": torch.zeros(n, dtype=torch.bool)}[self.params.behaviour]
         if self.sched.reincarnated:
             use_sampling = torch.zeros_like(use_sampling)
-        batch.extra["remix_replayed"] = use_sampling
-        return {"remix/replayed_frac": float(use_sampling.float().mean()) if len(batch) else 0.0,
+        batch.replayed = use_sampling
+        return {"remix/replayed_frac": float(use_sampling.float().mean()) if n else 0.0,
                 "remix/reincarnated": float(self.sched.reincarnated), "remix/reincarnated_now": float(just)}
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         old = need(mb.old_logp, "old_logp", "objective remix")
-        rep = mb.extra.get("remix_replayed")
+        rep = mb.replayed
         if rep is not None and bool(rep.any()):
             samp = need(mb.sampling_logp, "sampling_logp", "objective remix")
             old = torch.where(rep.to(old.device).unsqueeze(-1), samp, old)

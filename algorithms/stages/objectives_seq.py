@@ -13,16 +13,19 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import clip_fractions, clipped_surrogate
 from algorithms.gspo import gspo_token_old_logp, sequence_ratio
-from algorithms.pacs import PACS_BASELINES, PACS_WEIGHTINGS, pacs_logits, pacs_psi, pacs_weights
+from algorithms.pacs import PACS_BASELINES, PACS_WEIGHTINGS, pacs_sequence_terms
 from algorithms.registry import meta, register
 from algorithms.stages.base import Metrics, Objective, need, wmean
 
 
 @register("objective", "gspo")
 class GSPOClip(Objective):
+    reads = frozenset({F.OLD_LOGP, F.ADVANTAGES, F.RESPONSE_MASK})
+
     @dataclass
     class Params:
         low: float = meta(1.0 - 3e-4, gt=0.0, max=1.0)
@@ -43,6 +46,8 @@ class GSPOClip(Objective):
 
 @register("objective", "gtpo")
 class GTPOObjective(Objective):
+    reads = frozenset({F.ADVANTAGES})
+
     @dataclass
     class Params:
         ratio: str = meta("detached", choices=("detached", "old"))
@@ -72,21 +77,20 @@ class PACSObjective(Objective):
         psi_against: str = meta("old", choices=("old", "ref"))
 
     @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"ref_logp"}) if self.params.psi_against == "ref" else frozenset()
+    def reads(self) -> frozenset[F]:
+        base = F.OLD_LOGP if self.params.psi_against == "old" else F.REF_LOGP
+        return frozenset({base, F.LABELS, F.GROUP_IDS, F.RESPONSE_MASK})
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         p = self.params
         base = mb.old_logp if p.psi_against == "old" else mb.ref_logp
         base = need(base, f"{p.psi_against}_logp", "objective pacs")
-        labels = need(mb.extra.get("pacs_labels"), "extra['pacs_labels'] (advantage 'pacs')", "objective pacs")
-        labels = labels.to(logp.dtype)
+        labels = need(mb.labels, "labels (advantage 'pacs')", "objective pacs").to(logp.dtype)
         row_w = w.sum(-1)
         # zero-weight rows (trainer padding copies, empty responses) stay out of every group's statistics
         gid = torch.where(row_w > 0, mb.group_ids, -1 - torch.arange(len(mb), device=row_w.device))
-        logit = pacs_logits(pacs_psi(logp, base, mb.response_mask, p.beta), gid, p.baseline)
-        bce = torch.nn.functional.softplus(logit) - labels * logit
-        seq_loss = pacs_weights(labels, gid, p.weighting).to(logit.dtype) * bce
+        seq_loss, logit = pacs_sequence_terms(logp, base, mb.response_mask, labels, gid, p.beta, p.baseline,
+                                              p.weighting)
         metrics = wmean("actor/pg_loss", seq_loss, row_w)
         metrics.update(wmean("pacs/critic_acc", ((logit > 0).to(labels.dtype) == labels).float(), row_w))
         metrics.update(wmean("pacs/logit_mean", logit, row_w))

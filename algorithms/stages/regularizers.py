@@ -5,7 +5,7 @@ token-selection weights: a KL to the reference applies to every response token).
 - kl: coef * KL(pi || ref), k1/k2/k3 (k3 = verl low_var_kl); GRPO eq. 3 uses k3 with beta 0.04.
 - entropy: -coef * H (entropy bonus; needs the current forward's entropy).
 - remix_kl: coef * [lam KL(pi||base) + (1-lam) KL(pi||precedent)] (ReMix KL-Convex, arXiv 2507.06892);
-  base = extra["base_logp"] if present else ref_logp, precedent = extra["prev_logp"] if present else old_logp.
+  base = ref_logp, precedent = old_logp.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import KL_KINDS, kl_penalty
 from algorithms.registry import meta, register
@@ -35,9 +36,7 @@ class KLPenalty(Regularizer):
         kind: str = meta("k3", choices=KL_KINDS)
         coef: float = meta(0.001, min=0.0)
 
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"ref_logp"})
+    reads = frozenset({F.REF_LOGP})
 
     def per_token(self, logp: torch.Tensor, mb: RolloutBatch,
                   entropy: torch.Tensor | None) -> tuple[torch.Tensor | None, Metrics]:
@@ -51,9 +50,7 @@ class EntropyBonus(Regularizer):
     class Params:
         coef: float = meta(0.001, min=0.0)
 
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"entropy"})
+    """Reads the current forward's entropy, which the learner always passes to the loss."""
 
     def per_token(self, logp: torch.Tensor, mb: RolloutBatch,
                   entropy: torch.Tensor | None) -> tuple[torch.Tensor | None, Metrics]:
@@ -69,15 +66,11 @@ class RemixConvexKL(Regularizer):
         coef: float = meta(0.001, min=0.0)
         kind: str = meta("k3", choices=KL_KINDS)
 
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"ref_logp"})
+    reads = frozenset({F.REF_LOGP, F.OLD_LOGP})
 
     def per_token(self, logp: torch.Tensor, mb: RolloutBatch,
                   entropy: torch.Tensor | None) -> tuple[torch.Tensor | None, Metrics]:
-        base = mb.extra.get("base_logp", mb.ref_logp)
-        prev = mb.extra.get("prev_logp", mb.old_logp)
-        base = need(base, "extra['base_logp'] or ref_logp", "regularizer remix_kl")
-        prev = need(prev, "extra['prev_logp'] or old_logp", "regularizer remix_kl")
+        base = need(mb.ref_logp, "ref_logp", "regularizer remix_kl")
+        prev = need(mb.old_logp, "old_logp", "regularizer remix_kl")
         kl = convex_kl(logp, base, prev, self.params.lam, self.params.kind)
         return self.params.coef * kl, wmean("remix/convex_kl", kl, mb.loss_weights)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.forking import high_entropy_mask
 from algorithms.gtpo import conflict_weights
@@ -33,12 +34,10 @@ class ForkingTokens(TokenSelector):
         top_ratio: float = meta(0.2, gt=0.0, max=1.0)
         normaliser: str = meta("selected", choices=("selected", "all"))
 
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({"old_entropy"})
+    reads, writes = frozenset({F.ENTROPY, F.RESPONSE_MASK}), frozenset({F.TOKEN_WEIGHTS})
 
     def select(self, batch: RolloutBatch) -> tuple[torch.Tensor | None, bool, dict[str, float]]:
-        ent = need(batch.entropy, "batch.entropy (old_entropy)", "token_selector forking")
+        ent = need(batch.entropy, "entropy", "token_selector forking")
         sel = high_entropy_mask(ent, batch.response_mask, self.params.top_ratio)
         n_tok = float((batch.response_mask > 0).sum())
         metrics = {"forking/selected_frac": float(sel.sum()) / max(n_tok, 1.0)}
@@ -49,13 +48,19 @@ class ForkingTokens(TokenSelector):
 
 @register("token_selector", "gtpo")
 class GTPOConflicts(TokenSelector):
+    """Reads the per-completion `seq_advantages` when an earlier stage wrote them (GTPO's advantage),
+    else the row sum of `advantages` (its sign is what matters)."""
+
+    reads = frozenset({F.ADVANTAGES, F.RESPONSE_IDS, F.RESPONSE_MASK, F.GROUP_IDS})
+    writes = frozenset({F.TOKEN_WEIGHTS})
+
     @dataclass
     class Params:
         w_pos: float = meta(2.0, min=0.0)
         reduce: str = meta("mean", choices=("mean", "sum"))
 
     def select(self, batch: RolloutBatch) -> tuple[torch.Tensor | None, bool, dict[str, float]]:
-        raw = batch.extra.get("gtpo_raw_adv")
+        raw = batch.seq_advantages
         if raw is None:
             raw = need(batch.advantages, "advantages", "token_selector gtpo").sum(-1)
         w, n_conf = conflict_weights(batch.response_ids, raw, batch.response_mask, batch.group_ids,

@@ -19,9 +19,11 @@ def test_every_preset_builds_and_presets_are_data():
     for name in algorithms.PRESETS:
         algo = algorithms.build({"preset": name})
         assert set(algo.spec) == set(algorithms.STAGE_KINDS)
-    assert algorithms.build({"preset": "grpo"}).requires == {"ref_logp"}
-    assert algorithms.build({"preset": "bapo"}).requires == {"cur_logp_prepass"}
-    assert algorithms.build({"preset": "gtpo"}).requires == {"old_entropy"}
+    F = algorithms.BatchField
+    on_demand = {F.REF_LOGP, F.ENTROPY, F.CUR_LOGP}
+    assert algorithms.build({"preset": "grpo"}).reads & on_demand == {F.REF_LOGP}
+    assert algorithms.build({"preset": "bapo"}).reads & on_demand == {F.CUR_LOGP}
+    assert algorithms.build({"preset": "gtpo"}).reads & on_demand == {F.ENTROPY}
     assert algorithms.build({"preset": "pacs"}).group_aligned_microbatches
     assert not algorithms.build({"preset": "dapo"}).group_aligned_microbatches
 
@@ -31,11 +33,13 @@ def test_plus_composition_and_param_only_override():
     assert algo.spec["objective"] == {"name": "ppo_clip", "low": 0.8, "high": 1.3, "dual_clip": 10.0}
     assert algo.spec["token_selector"]["name"] == "forking"
     assert algo.spec["data_policy"]["name"] == "dynamic_sampling"
-    assert algo.requires == {"old_entropy"}
+    F = algorithms.BatchField
+    on_demand = {F.REF_LOGP, F.ENTROPY, F.CUR_LOGP}
+    assert algo.reads & on_demand == {F.ENTROPY}
     # a new name replaces the stage (params start from that stage's defaults)
     algo = algorithms.build({"preset": "grpo", "objective": {"name": "bapo"}})
     assert algo.spec["objective"] == {"name": "bapo"}
-    assert algo.requires == {"ref_logp", "cur_logp_prepass"}
+    assert algo.reads & on_demand == {F.REF_LOGP, F.CUR_LOGP}
 
 
 @pytest.mark.parametrize("spec,key,listed", [
@@ -127,7 +131,7 @@ def test_dcpo_plus_forking_composition():
     algo = algorithms.build({"preset": "dcpo+forking"})
     batch, metrics = algo.prepare(random_batch())
     sel = algorithms.forking.high_entropy_mask(batch.entropy, batch.response_mask, 0.2)
-    assert torch.equal(batch.extra["token_weights"] > 0, sel)
+    assert torch.equal(batch.token_weights > 0, sel)
     assert metrics["forking/selected_frac"] == pytest.approx(float(sel.sum() / batch.response_mask.sum()))
     logp = current_logp(batch)
     loss, m = algo.loss(logp, batch)
@@ -189,21 +193,21 @@ def test_remix_state_and_replay_ratio():
     b = random_batch()
     b.versions = torch.tensor([0] * 6 + [1] * 6)   # rows 0-5 replayed from an older policy
     prepared, metrics = algo.prepare(b)
-    assert prepared.extra["remix_replayed"].tolist() == [True] * 6 + [False] * 6
+    assert prepared.replayed.tolist() == [True] * 6 + [False] * 6
     assert metrics["remix/replayed_frac"] == 0.5
     logp = current_logp(prepared)
     loss, _ = algo.loss(logp, prepared)
-    old = torch.where(prepared.extra["remix_replayed"].unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
+    old = torch.where(prepared.replayed.unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
     per_tok = algorithms.clipped_surrogate(logp, old, prepared.advantages, 0.8, 1.2)
     kl = algorithms.remix.convex_kl(logp, prepared.ref_logp, prepared.old_logp, 0.5, "k3")
     assert torch.allclose(loss, ((per_tok + 0.001 * kl) * prepared.loss_weights).sum(), atol=1e-6)
     b.step = 3
     prepared, metrics = algo.prepare(b)        # reincarnation: on-policy from now on
-    assert metrics["remix/reincarnated_now"] == 1.0 and not prepared.extra["remix_replayed"].any()
+    assert metrics["remix/reincarnated_now"] == 1.0 and not prepared.replayed.any()
     restored = algorithms.build({"preset": "remix", "objective": {"reincarnate_at": 3}})
     restored.load_state_dict(algo.state_dict())
     assert restored.state_dict() == algo.state_dict() == {"objective": {"reincarnated_at": 3}}
-    assert restored.schedule(4)["replay_fraction"] == 0.0
+    assert restored.objective.sched.at(4)["replay_fraction"] == 0.0
 
 
 def test_igpo_stage_paths():
@@ -214,13 +218,17 @@ def test_igpo_stage_paths():
     a = 0.5 / (math.sqrt(0.25 + 1e-8) + 1e-6)
     assert torch.allclose(out.advantages[:, 0], torch.tensor([a, -a]), atol=1e-5)
     assert torch.equal(out.advantages[0, 3:], torch.zeros(7))
-    # multi-turn with extra["gt_probs"]: same numbers as the functional API, broadcast by turn_ids
+    # multi-turn token rewards: summed per turn, normalised in the group, discounted back, broadcast by turn_ids
     b.turn_ids = torch.tensor([[0, 0, 1, -1, -1, -1, -1, -1, -1, -1], [0, 1, -1, 1, 1, -1, -1, -1, -1, -1]])
-    b.extra["gt_probs"] = torch.tensor([[0.1, 0.4], [0.2, 0.1]])
+    b.token_rewards = torch.zeros(2, 10)
+    b.token_rewards[0, 1], b.token_rewards[0, 2] = 0.3, 1.0     # row 0: turn rewards [0.3, 1.0]
+    b.token_rewards[1, 0], b.token_rewards[1, 4] = -0.1, 0.0    # row 1: turn rewards [-0.1, 0.0]
     out, _ = algo.prepare(b)
-    turn = algorithms.igpo.turn_advantages(b.extra["gt_probs"], b.rewards, b.group_ids)
-    assert torch.allclose(out.advantages[0, :3], torch.stack([turn[0, 0], turn[0, 0], turn[0, 1]]))
-    assert out.advantages[1, 2] == 0 and torch.allclose(out.advantages[1, 3], turn[1, 1])
+    rewards = torch.tensor([[0.3, 1.0], [-0.1, 0.0]], dtype=torch.float64)
+    turn = algorithms.igpo.discounted_turn_returns(
+        algorithms.igpo.normalise_turn_rewards(rewards, b.group_ids, "joint"), torch.ones(2, 2, dtype=torch.bool), 1.0)
+    assert torch.allclose(out.advantages[0, :3].double(), torch.stack([turn[0, 0], turn[0, 0], turn[0, 1]]))
+    assert out.advantages[1, 2] == 0 and torch.allclose(out.advantages[1, 3].double(), turn[1, 1])
 
 
 def test_entropy_metric_prefers_current_entropy():
@@ -233,3 +241,101 @@ def test_entropy_metric_prefers_current_entropy():
     cur = torch.full_like(logp, 0.25)
     _, m = algo.loss(logp, batch, entropy=cur)
     assert algorithms.reduce_metrics([m])["actor/entropy"] == pytest.approx(0.25)
+
+
+class _ReadsNothingWritten(Objective):
+    """A user objective that reads `labels`, which only the PACS advantage writes."""
+
+    reads = frozenset({algorithms.BatchField.LABELS})
+
+    @dataclass
+    class Params:
+        pass
+
+    def loss(self, logp, mb, w):
+        return (logp * w).sum(), {}
+
+
+class _Typo(_ReadsNothingWritten):
+    reads = frozenset({"old_logpp"})
+
+
+class _KeepsState(_ReadsNothingWritten):
+    reads = frozenset()
+
+    def loss(self, logp, mb, w):
+        self.calls = getattr(self, "calls", 0) + 1   # state in the loss: forbidden
+        return (logp * w).sum(), {}
+
+
+def _with_module(**classes):
+    mod = types.ModuleType("my_ext_stages")
+    for k, v in classes.items():
+        setattr(mod, k, v)
+    sys.modules["my_ext_stages"] = mod
+
+
+def test_a_read_nobody_writes_fails_at_build_naming_stage_and_field():
+    _with_module(R=_ReadsNothingWritten, T=_Typo)
+    try:
+        with pytest.raises(ConfigError) as e:
+            algorithms.build({"preset": "grpo", "objective": {"name": "my_ext_stages:R"}})
+        assert e.value.key == "algorithm.objective" and "my_ext_stages:R" in str(e.value) and "labels" in str(e.value)
+        # written by an earlier stage: fine
+        algorithms.build({"preset": "pacs", "objective": {"name": "my_ext_stages:R"}})
+        # a typo in a declared field is not silently ignored
+        with pytest.raises(ConfigError, match="old_logpp.*not a batch field"):
+            algorithms.build({"preset": "grpo", "objective": {"name": "my_ext_stages:T"}})
+    finally:
+        del sys.modules["my_ext_stages"]
+
+
+def test_phase_order_data_policy_cannot_read_log_prob_pass_fields():
+    from algorithms.algorithm import check_field_flow
+    from algorithms.stages.base import DataPolicy
+
+    class EntropyFilter(DataPolicy):
+        name = "entropy_filter"
+        reads = frozenset({algorithms.BatchField.ENTROPY})
+
+    stages = dict(algorithms.build({"preset": "grpo"}).stages, data_policy=EntropyFilter())
+    with pytest.raises(ConfigError) as e:
+        check_field_flow(stages)  # data policies run on scored rollouts, before any log-prob pass
+    assert e.value.key == "algorithm.data_policy" and "entropy_filter" in str(e.value) and "entropy" in str(e.value)
+
+
+def test_learner_loss_part_is_pure():
+    _with_module(S=_KeepsState)
+    try:
+        algo = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_stages:S"}})
+        batch, _ = algo.prepare(random_batch())
+        with pytest.raises(RuntimeError, match="loss\\(\\) must be pure"):
+            algo.loss(current_logp(batch), batch)
+    finally:
+        del sys.modules["my_ext_stages"]
+    # the driver part and the loss part are separate objects built from the same spec
+    spec = {"preset": "dcpo"}
+    driver, loss = algorithms.build_driver(spec), algorithms.build_loss(spec)
+    assert driver.objective is not loss.objective and not hasattr(loss, "state_dict")
+
+
+def test_tis_correction_stage_weights_the_policy_term():
+    # old - sampling = log(3) on token 0 (capped at 2), log(0.5) on token 1; advantage 1, token-mean
+    old = torch.tensor([[-1.0, -1.0]])
+    batch = RolloutBatch(response_ids=torch.ones(1, 2, dtype=torch.long), response_mask=torch.ones(1, 2),
+                         rewards=torch.tensor([1.0]), group_ids=torch.tensor([0]), prompt_keys=["k"], old_logp=old,
+                         sampling_logp=old - torch.tensor([[math.log(3.0), math.log(0.5)]]))
+    plain = algorithms.build({"preset": "dr_grpo", "advantage": {"name": "nsr", "mode": "psr"}})
+    tis = algorithms.build({"preset": "dr_grpo", "advantage": {"name": "nsr", "mode": "psr"},
+                            "correction": {"name": "tis", "cap": 2.0}})
+    prepared, _ = plain.prepare(batch)
+    logp = old.clone().requires_grad_(True)
+    loss, _ = tis.loss(logp, prepared)
+    loss.backward()
+    # d/dlogp of -A * ratio * w at ratio 1: -A * w * loss_weight; weights min(3, 2) = 2 and 0.5
+    lw = prepared.loss_weights
+    assert torch.allclose(logp.grad, -torch.tensor([[2.0, 0.5]]) * lw)
+    _, m = tis.loss(old, prepared)
+    red = algorithms.reduce_metrics([m])
+    assert red["rollout/tis_weight_mean"] == pytest.approx(1.25) and red["rollout/tis_capped_frac"] == pytest.approx(0.5)
+    assert "rollout/tis_weight_mean" not in algorithms.reduce_metrics([plain.loss(old, prepared)[1]])

@@ -42,9 +42,9 @@ def check_invariance(spec, splits=SPLITS, seed=0, with_entropy=False):
     algo = algorithms.build(spec)
     batch, _ = algo.prepare(random_batch(seed=seed))
     logp0 = current_logp(batch)
-    if "cur_logp_prepass" in algo.requires:
-        batch.extra["cur_logp"] = logp0
-        batch = algo.prepare_minibatch(batch)
+    if algo.needs(algorithms.BatchField.CUR_LOGP):
+        batch.cur_logp = logp0
+        batch, _ = algo.prepare_minibatch(batch)
     entropy = torch.rand(batch.response_mask.shape, generator=torch.Generator().manual_seed(3)) if with_entropy else None
     ref_loss, ref_grad, ref_metrics = split_loss(algo, batch, logp0, splits["whole"], entropy)
     assert ref_grad.abs().sum() > 0
@@ -70,7 +70,7 @@ def test_every_aggregation_mode(mode):
 
 def test_forking_mask_is_global():
     algo, batch, logp0, loss = check_invariance({"preset": "dapo+forking"})
-    sel = batch.extra["token_weights"] > 0
+    sel = batch.token_weights > 0
     # k = ceil(.2 * #tokens) over the WHOLE batch
     n_tok = int(batch.response_mask.sum())
     assert int(sel.sum()) == -(-n_tok // 5)
@@ -92,15 +92,16 @@ def test_forking_with_seq_mode_and_regularizer():
 def test_bapo_bounds_are_global(mode, target):
     spec = {"preset": "bapo", "objective": {"target": target, "mode": mode}}
     algo, batch, logp0, _ = check_invariance(spec)
-    bounds = (float(batch.extra["bapo_c_low"][0]), float(batch.extra["bapo_c_high"][0]))
+    bounds = (float(batch.clip_low[0]), float(batch.clip_high[0]))
     if mode == "paper":
         assert bounds == pytest.approx((0.8, 1.2))  # the search moved c_low on the whole mini-batch
     # bounds computed on a micro-batch alone differ, so per-slice bounds would change the loss
     part = batch.index(torch.arange(3, 7))
-    del part.extra["bapo_c_low"], part.extra["bapo_c_high"]
-    local = algo.prepare_minibatch(part)
-    assert (float(local.extra["bapo_c_low"][0]), float(local.extra["bapo_c_high"][0])) != pytest.approx(bounds)
-    assert algo.state_dict()["objective"]["last"]["c_low"] == float(local.extra["bapo_c_low"][0])
+    part.clip_low = part.clip_high = None
+    local, metrics = algo.prepare_minibatch(part)
+    assert (float(local.clip_low[0]), float(local.clip_high[0])) != pytest.approx(bounds)
+    assert metrics["bapo/c_low"] == float(local.clip_low[0]) and metrics["bapo/c_high"] == float(local.clip_high[0])
+    assert algo.state_dict() == {}  # the bounds are searched afresh for each mini-batch: no state
 
 
 def test_bapo_loss_without_prepare_minibatch_fails():
