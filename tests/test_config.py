@@ -41,3 +41,95 @@ def test_launch_rejects_bad_key_before_starting_anything():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "learner.lrr" in proc.stderr and "did you mean 'learner.lr'" in proc.stderr
+
+
+@pytest.mark.parametrize("override,new_key", [
+    ("rollout.gpu_memory_utilization=0.5", "rollout.vllm.gpu_memory_utilization"),
+    ("rollout.max_model_len=1024", "rollout.vllm.max_model_len"),
+    ("learner.tis_cap=2.0", "algorithm.correction.name=tis algorithm.correction.cap=<value>"),
+])
+def test_renamed_keys_fail_naming_the_new_key(override, new_key):
+    old_key = override.split("=")[0]
+    with pytest.raises(ConfigError) as err:
+        load(None, [override])
+    assert str(err.value) == f"{old_key} was renamed: use {new_key}"
+
+
+def test_renamed_key_in_yaml_fails_too(tmp_path):
+    yml = tmp_path / "old.yaml"
+    yml.write_text("rollout:\n  gpu_memory_utilization: 0.5\n")
+    with pytest.raises(ConfigError, match=r"^rollout\.gpu_memory_utilization was renamed: use rollout\.vllm\."):
+        load(str(yml), [])
+
+
+def test_engine_and_schedule_names_checked_against_registries():
+    with pytest.raises(ConfigError) as err:
+        load(None, ["rollout.engine=no_such_engine"])
+    msg = str(err.value)
+    assert msg.startswith("rollout.engine: unknown engine 'no_such_engine'") and "transformers" in msg and "vllm" in msg
+    with pytest.raises(ConfigError) as err:
+        load(None, {"trainer.schedule": "nope"})
+    msg = str(err.value)
+    assert msg.startswith("trainer.schedule: ") and "sync" in msg and "one_step_off" in msg
+    assert load(None, {"trainer.schedule": "one_step_off"}).trainer.schedule == "one_step_off"
+
+
+def test_engine_options():
+    from rltrain.config.schema import engine_options
+
+    cfg = load(None, ["rollout.vllm.gpu_memory_utilization=0.5", "rollout.vllm.max_model_len=1024"])
+    assert engine_options(cfg, "vllm") == {"gpu_memory_utilization": 0.5, "max_model_len": 1024}
+    assert engine_options(cfg, "transformers") == {}
+    with pytest.raises(ConfigError, match=r"^rollout\.vllm\.gpu_memory_utilization: must be in \(0, 1\], got 2$"):
+        load(None, ["rollout.vllm.gpu_memory_utilization=2"])
+    with pytest.raises(ConfigError, match=r"^rollout\.vllm\.max_model_len: must be >= 16"):
+        load(None, ["rollout.vllm.max_model_len=8"])
+    with pytest.raises(ConfigError, match=r"^rollout\.transformers\.x: unknown key"):
+        load(None, ["rollout.transformers.x=1"])
+    with pytest.raises(ConfigError, match=r"^rollout\.engine_options: only for an engine given by import path"):
+        load(None, ["rollout.engine_options.x=1"])  # would be ignored by a registered engine
+    custom = load(None, ["rollout.engine=mypkg.mod:MyEngine", "rollout.engine_options.beam=4"])
+    assert custom.rollout.engine == "mypkg.mod:MyEngine"
+    assert engine_options(custom, "mypkg.mod:MyEngine") == {"beam": 4}
+
+
+def test_error_names_full_key_of_list_items():
+    with pytest.raises(ConfigError, match=r"^reward\.functions\[0\]\.wieght: unknown key.*did you mean "
+                                          r"'reward\.functions\[0\]\.weight'\?"):
+        load(None, ["reward.functions.0.wieght=2"])
+    with pytest.raises(ConfigError, match=r"^reward\.functions\[1\]\.weight: expected float, got str 'x'"):
+        load(None, {"reward.functions": [{"name": "exact_match"}, {"name": "format", "weight": "x"}]})
+    with pytest.raises(ConfigError, match=r"^learner\.zero_stage: must be one of 0, 1, 2, 3, got 4$"):
+        load(None, ["learner.zero_stage=4"])
+    with pytest.raises(ConfigError, match=r"^rollout\.temperature: must be > 0, got 0$"):
+        load(None, ["rollout.temperature=0"])
+
+
+def test_correction_stage_passes_through_to_algorithms():
+    import algorithms
+
+    cfg = load(None, ["model.gradient_checkpointing=true"])
+    assert cfg.model.gradient_checkpointing is True and "correction" not in cfg.algorithm.spec()
+    if not hasattr(algorithms, "check"):
+        pytest.skip("algorithms.check (and the correction stage) not there yet")
+    cfg = load(None, ["algorithm.correction.name=tis", "algorithm.correction.cap=2.0"])
+    assert cfg.algorithm.spec() == {"preset": "grpo", "correction": {"name": "tis", "cap": 2.0}}
+
+
+def test_to_dict_round_trips_through_load(tmp_path):
+    import yaml
+
+    from rltrain.config import to_dict
+
+    cfg = load(None, ["learner.lr=3e-5", "rollout.vllm.max_model_len=256", "algorithm.preset=dapo",
+                      "reward.functions.0.params.k=1", "trainer.run_name=2024"])
+    assert cfg.trainer.run_name == "2024"
+    assert load(None, to_dict(cfg)) == cfg
+    yml = tmp_path / "config.yaml"  # what run_setup writes into the run directory
+    yml.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    assert load(str(yml), []) == cfg
+
+
+def test_missing_yaml_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(str(tmp_path / "nope.yaml"), [])

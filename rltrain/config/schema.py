@@ -1,21 +1,30 @@
-"""The typed config tree of a training run.
+"""The typed config tree of a training run, as pydantic models, and `load()`.
 
-One dataclass per section; `load(yaml_path, overrides)` merges defaults <- YAML <- command-line
-overrides (`--a.b=1`, `--a.b 1` or the `a.b=1` form W&B sweep agents pass) and validates everything
-before any actor starts. Unknown keys and bad values raise `ConfigError` naming the dotted key and
-what is allowed. The algorithm section is validated by `algorithms.build` (same error type).
+One `Section` (a strict pydantic model: unknown keys are errors, no type coercion) per section;
+`load(yaml_path, overrides)` merges defaults <- YAML <- command-line overrides (`--a.b=1`,
+`--a.b 1`, the `a.b=1` form W&B sweep agents pass, or a dict `{"a.b": 1}`) and validates
+everything before any actor starts. Every problem raises `ConfigError` naming the dotted key and
+what is allowed; keys that moved (`RENAMED`) fail naming the new key. Engine and schedule names are
+checked against their registries, and the algorithm section by the `algorithms` package.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rltrain.config.loader import ConfigError, check, load_config, to_dict
+from pydantic import Field, ValidationInfo, field_validator
+
+from rltrain.config.loader import ConfigError, Section, load_config, to_dict
+
+# old dotted key -> what to use instead (the error reads "<old> was renamed: use <new>")
+RENAMED: dict[str, str] = {
+    "rollout.gpu_memory_utilization": "rollout.vllm.gpu_memory_utilization",
+    "rollout.max_model_len": "rollout.vllm.max_model_len",
+    "learner.tis_cap": "algorithm.correction.name=tis algorithm.correction.cap=<value>",
+}
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Policy model. `path: null` means the embedded default: a tiny model built and warm-started
     locally on the built-in task (cached on disk, rebuilt when missing)."""
 
@@ -25,217 +34,238 @@ class ModelConfig:
     gradient_checkpointing: bool = False
 
 
-@dataclass
-class DataConfig:
+class DataConfig(Section):
     """Prompt data: JSONL/Parquet files, or the built-in task when `train_files` is empty."""
 
-    train_files: list[str] = field(default_factory=list)
-    test_files: list[str] = field(default_factory=list)
+    train_files: list[str] = Field(default_factory=list)
+    test_files: list[str] = Field(default_factory=list)
     prompt_key: str = "prompt"
     answer_key: str = "answer"
     task: str = "default"  # built-in task family (used when train_files is empty)
-    n_train: int = 4000
-    n_test: int = 200
+    n_train: int = Field(4000, gt=0)
+    n_test: int = Field(200, gt=0)
     seed: int = 0
 
-    def validate(self) -> None:
-        check(self.n_train > 0, "data.n_train", "must be > 0")
-        check(self.n_test > 0, "data.n_test", "must be > 0")
+
+class VLLMConfig(Section):
+    """Options of the vLLM engine (keyword arguments of its constructor)."""
+
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    max_model_len: int = Field(512, ge=16)
+    enable_sleep_mode: bool = False  # GPU only: free_memory / restore_memory put the engine to sleep / wake it
 
 
-@dataclass
-class RolloutConfig:
+class TransformersEngineConfig(Section):
+    """Options of the transformers `generate` engine (none yet)."""
+
+
+class RolloutConfig(Section):
     """Generation. `engine: auto` picks vLLM when a GPU is present and transformers `generate`
-    otherwise (on a 2-core CPU the latter measured 4-30x faster for tiny models)."""
+    otherwise (on a 2-core CPU the latter measured 4-30x faster for tiny models); an import path
+    `pkg.mod:Class` names an engine following `rltrain.engines.base.RolloutEngine`."""
 
-    engine: Literal["auto", "vllm", "transformers"] = "auto"
-    num_workers: int = 1
-    prompts_per_step: int = 32
-    n_samples: int = 8  # group size G
-    max_new_tokens: int = 8
-    temperature: float = 1.0
-    top_p: float = 1.0
-    gpu_memory_utilization: float = 0.3
-    max_model_len: int = 512
-    max_refill_rounds: int = 4  # dynamic sampling: extra generation rounds before giving up
-    threads: int = 0  # torch threads per rollout worker on CPU; 0 = auto (see rltrain/actors.py)
+    engine: str = "auto"
+    num_workers: int = Field(1, ge=1)
+    prompts_per_step: int = Field(32, ge=1)
+    n_samples: int = Field(8, ge=1)  # group size G
+    max_new_tokens: int = Field(8, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_refill_rounds: int = Field(4, ge=0)  # dynamic sampling: extra generation rounds before giving up
+    threads: int = Field(0, ge=0)  # torch threads per rollout worker on CPU; 0 = auto (see rltrain/workers)
     # engine precision; auto = model.dtype. bfloat16 with a float32 learner is the usual split
     # (rollouts in bf16, fp32 learner); the gap shows in rollout/logprob_diff.
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+    transformers: TransformersEngineConfig = Field(default_factory=TransformersEngineConfig)
+    engine_options: dict[str, Any] = Field(default_factory=dict)  # kwargs of an import-path engine
 
-    def validate(self) -> None:
-        check(self.num_workers >= 1, "rollout.num_workers", "must be >= 1")
-        check(self.prompts_per_step >= 1, "rollout.prompts_per_step", "must be >= 1")
-        check(self.n_samples >= 1, "rollout.n_samples", "must be >= 1")
-        check(self.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1")
-        check(self.temperature > 0, "rollout.temperature", "must be > 0")
-        check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
-        check(0 < self.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization", "must be in (0, 1]")
-        check(self.max_refill_rounds >= 0, "rollout.max_refill_rounds", "must be >= 0")
-        check(self.threads >= 0, "rollout.threads", "must be >= 0 (0 = auto)")
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        from rltrain.engines import check_engine_name
+
+        check_engine_name(name)
+        return name
+
+    @field_validator("engine_options")
+    @classmethod
+    def _options_only_for_import_paths(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        engine = info.data.get("engine")  # absent when it failed its own check
+        if options and engine is not None and ":" not in engine:
+            raise ValueError(f"only for an engine given by import path (pkg.mod:Class), and rollout.engine is "
+                             f"{engine!r}: set its options under rollout.vllm / rollout.transformers")
+        return options
 
 
-@dataclass
-class LearnerConfig:
+def engine_options(cfg: Config, resolved_name: str) -> dict[str, Any]:
+    """The constructor options of the engine `resolved_name` (`auto` already resolved):
+    `rollout.vllm` / `rollout.transformers` for those engines, else `rollout.engine_options`."""
+    section = {"vllm": cfg.rollout.vllm, "transformers": cfg.rollout.transformers}.get(resolved_name)
+    return section.model_dump() if section is not None else dict(cfg.rollout.engine_options)
+
+
+class LearnerConfig(Section):
     """DeepSpeed learners: one Ray actor per rank."""
 
-    num_ranks: int = 1
+    num_ranks: int = Field(1, ge=1)
     zero_stage: Literal[0, 1, 2, 3] = 0
-    micro_batch_size: int = 64  # sequences per forward/backward on one rank
-    mini_batches: int = 1  # optimizer steps per rollout batch
-    epochs: int = 1  # passes over the rollout batch
-    lr: float = 1e-4
+    micro_batch_size: int = Field(64, ge=1)  # sequences per forward/backward on one rank
+    mini_batches: int = Field(1, ge=1)  # optimizer steps per rollout batch
+    epochs: int = Field(1, ge=1)  # passes over the rollout batch
+    lr: float = Field(1e-4, gt=0)
     weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    grad_clip: float = 1.0
-    warmup_steps: int = 0
-    threads: int = 0  # torch threads per rank on CPU; 0 = auto (see rltrain/actors.py)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = Field(1.0, ge=0)  # 0 = off
+    warmup_steps: int = Field(0, ge=0)
+    threads: int = Field(0, ge=0)  # torch threads per rank on CPU; 0 = auto (see rltrain/workers)
     force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
-    # truncated importance sampling: weight each token's policy term by min(pi_old / pi_engine, tis_cap)
-    # to correct for the engine sampling from a slightly different distribution (vLLM, bf16); 0 = off
-    tis_cap: float = 0.0
 
-    def validate(self) -> None:
-        check(self.num_ranks >= 1, "learner.num_ranks", "must be >= 1")
-        check(self.micro_batch_size >= 1, "learner.micro_batch_size", "must be >= 1")
-        check(self.mini_batches >= 1, "learner.mini_batches", "must be >= 1")
-        check(self.epochs >= 1, "learner.epochs", "must be >= 1")
-        check(self.lr > 0, "learner.lr", "must be > 0")
-        check(len(self.betas) == 2, "learner.betas", "must be a list of two floats")
-        check(self.grad_clip >= 0, "learner.grad_clip", "must be >= 0 (0 = off)")
-        check(self.threads >= 0, "learner.threads", "must be >= 0 (0 = auto)")
-        check(self.tis_cap == 0 or self.tis_cap >= 1, "learner.tis_cap", "must be 0 (off) or >= 1 (e.g. 2.0)")
+    @field_validator("betas")
+    @classmethod
+    def _two_betas(cls, betas: list[float]) -> list[float]:
+        if len(betas) != 2:
+            raise ValueError(f"must be a list of two floats, got {betas!r}")
+        return betas
 
 
-@dataclass
-class RewardFunctionConfig:
+class RewardFunctionConfig(Section):
     """One reward: a built-in name or an import path (`pkg.mod:fn`), its weight and params."""
 
     name: str = "exact_match"
     weight: float = 1.0
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass
-class RewardConfig:
-    functions: list[RewardFunctionConfig] = field(default_factory=lambda: [RewardFunctionConfig()])
-    timeout_s: float = 10.0  # per sample; a reward that hangs or raises scores None (dropped)
+class RewardConfig(Section):
+    functions: list[RewardFunctionConfig] = Field(default_factory=lambda: [RewardFunctionConfig()])
+    timeout_s: float = Field(10.0, gt=0)  # per sample; a reward that hangs or raises scores None (dropped)
 
-    def validate(self) -> None:
-        check(len(self.functions) > 0, "reward.functions", "needs at least one reward function")
-        check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")
+    @field_validator("functions")
+    @classmethod
+    def _at_least_one(cls, functions: list[RewardFunctionConfig]) -> list[RewardFunctionConfig]:
+        if not functions:
+            raise ValueError("needs at least one reward function")
+        return functions
 
 
-@dataclass
-class AlgorithmConfig:
+STAGES = ("data_policy", "advantage", "token_selector", "objective", "regularizer", "aggregation", "correction")
+
+
+class AlgorithmConfig(Section):
     """A preset (`grpo`, `dapo+forking`, ...) plus optional stage overrides, each a dict
-    `{name: <registered name or pkg.mod:attr>, **params}`; validated by `algorithms.build`."""
+    `{name: <registered name or pkg.mod:attr>, **params}`; checked by the `algorithms` package."""
 
     preset: str = "grpo"
-    data_policy: dict[str, Any] = field(default_factory=dict)
-    advantage: dict[str, Any] = field(default_factory=dict)
-    token_selector: dict[str, Any] = field(default_factory=dict)
-    objective: dict[str, Any] = field(default_factory=dict)
-    regularizer: dict[str, Any] = field(default_factory=dict)
-    aggregation: dict[str, Any] = field(default_factory=dict)
+    data_policy: dict[str, Any] = Field(default_factory=dict)
+    advantage: dict[str, Any] = Field(default_factory=dict)
+    token_selector: dict[str, Any] = Field(default_factory=dict)
+    objective: dict[str, Any] = Field(default_factory=dict)
+    regularizer: dict[str, Any] = Field(default_factory=dict)
+    aggregation: dict[str, Any] = Field(default_factory=dict)
+    correction: dict[str, Any] = Field(default_factory=dict)  # e.g. {name: tis, cap: 2.0}
 
     def spec(self) -> dict[str, Any]:
         """The dict `algorithms.build` takes (empty overrides left out)."""
         out: dict[str, Any] = {"preset": self.preset}
-        for stage in ("data_policy", "advantage", "token_selector", "objective", "regularizer", "aggregation"):
+        for stage in STAGES:
             if getattr(self, stage):
                 out[stage] = dict(getattr(self, stage))
         return out
 
 
-@dataclass
-class ReferenceConfig:
+class ReferenceConfig(Section):
     """Frozen reference policy actor; started only when the algorithm needs reference log-probs."""
 
     path: str | None = None  # None = the initial policy
 
 
-@dataclass
-class SyncConfig:
-    bucket_mb: float = 64.0  # weight-sync bucket size (one RPC per bucket per rollout worker)
-
-    def validate(self) -> None:
-        check(self.bucket_mb > 0, "sync.bucket_mb", "must be > 0")
+class SyncConfig(Section):
+    bucket_mb: float = Field(64.0, gt=0)  # weight-sync bucket size (one RPC per bucket per rollout worker)
 
 
-@dataclass
-class EvalConfig:
-    every: int = 0  # steps between evaluations (0 = only before and after training)
-    n_samples: int = 4  # samples per test prompt for pass@k (unbiased estimator)
+class EvalConfig(Section):
+    every: int = Field(0, ge=0)  # steps between evaluations (0 = only before and after training)
+    n_samples: int = Field(4, ge=1)  # samples per test prompt for pass@k (unbiased estimator)
     temperature: float = 1.0
     max_prompts: int = 200
     correct_threshold: float = 1.0  # a completion counts as correct when its reward >= this
 
-    def validate(self) -> None:
-        check(self.every >= 0, "eval.every", "must be >= 0")
-        check(self.n_samples >= 1, "eval.n_samples", "must be >= 1")
 
-
-@dataclass
-class LoggingConfig:
+class LoggingConfig(Section):
     wandb: bool = True
     wandb_project: str = "rltrain"
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: offline without a key
     console: bool = True
 
 
-@dataclass
-class TrainerConfig:
-    steps: int = 120
+class TrainerConfig(Section):
+    steps: int = Field(120, ge=0)
     seed: int = 0
     output_dir: str = "runs"
     run_name: str | None = None
-    save_every: int = 0  # checkpoint every k steps (0 = only at the end)
-    keep_checkpoints: int = 2
+    save_every: int = Field(0, ge=0)  # checkpoint every k steps (0 = only at the end)
+    keep_checkpoints: int = Field(2, ge=1)
     resume: str | None = None  # a run directory (or "auto" = the run_name's directory when it exists)
     max_wall_s: float = 0.0  # stop cleanly after this many seconds (0 = no limit)
     num_cpus: int = 0  # local Ray: CPUs to declare (0 = all)
     # sync: generate, then update, one phase at a time. one_step_off: generate step t+1's first
     # round while step t updates (one weight version stale; the ratio is taken against the
     # behaviour log-probs), and split the cores between the rollout and learner actors on CPU.
-    schedule: Literal["sync", "one_step_off"] = "sync"
+    # Or an import path pkg.mod:Class.
+    schedule: str = "sync"
 
-    def validate(self) -> None:
-        check(self.steps >= 0, "trainer.steps", "must be >= 0")
-        check(self.save_every >= 0, "trainer.save_every", "must be >= 0")
-        check(self.keep_checkpoints >= 1, "trainer.keep_checkpoints", "must be >= 1")
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        from rltrain.driver.schedules import check_schedule_name
+
+        check_schedule_name(name)
+        return name
 
 
-def engine_dtype(cfg: "Config") -> str:
+def engine_dtype(cfg: Config) -> str:
     """The rollout engines' precision: `rollout.dtype`, or the model's when `auto`."""
     return cfg.model.dtype if cfg.rollout.dtype == "auto" else cfg.rollout.dtype
 
 
-@dataclass
-class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    learner: LearnerConfig = field(default_factory=LearnerConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
-    sync: SyncConfig = field(default_factory=SyncConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+class Config(Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+
+def check_algorithm(spec: dict[str, Any]) -> None:
+    """Validate an algorithm spec with the `algorithms` package; its errors name `algorithm.*` keys."""
+    import algorithms
+
+    try:
+        algorithms.check(spec)  # presets, stage names, parameters, and the stages' field flow
+    except algorithms.ConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None) -> Config:
-    """Defaults <- YAML <- overrides, validated; the algorithm spec is checked by `algorithms.build`."""
-    import algorithms
+    """Defaults <- YAML <- overrides, validated (the algorithm section by the `algorithms` package).
 
-    cfg = load_config(Config, yaml_path, overrides or [])
-    try:
-        algorithms.build(cfg.algorithm.spec())
-    except algorithms.ConfigError as e:  # already names the algorithm.* key and what is allowed
-        raise ConfigError(str(e)) from None
+    A missing YAML file raises FileNotFoundError; every other problem raises `ConfigError`.
+    """
+    cfg = load_config(Config, yaml_path, overrides, renamed=RENAMED)
+    check_algorithm(cfg.algorithm.spec())
     return cfg
 
 
-__all__ = ["Config", "ConfigError", "load", "to_dict"]
+__all__ = [
+    "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EvalConfig", "LearnerConfig", "LoggingConfig",
+    "ModelConfig", "RENAMED", "ReferenceConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
+    "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig", "engine_dtype",
+    "engine_options", "load", "to_dict",
+]
