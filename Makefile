@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export VLLM_ENABLE_V1_MULTIPROCESSING ?= 0
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run test bench
+.PHONY: setup run test
 setup:
 	@bash launch/setup.sh
 

@@ -1,7 +1,7 @@
 """Benchmark the rewards package: math verification samples/s and code-sandbox runs/s.
 
-    python launch/bench_rewards.py                 # 1,000 mixed math completions, 60 code runs
-    python launch/bench_rewards.py --n 1000 --workers 2 --code-n 60 --huge 2
+    python launch/bench/bench_rewards.py                 # 1,000 mixed math completions, 60 code runs
+    python launch/bench/bench_rewards.py --n 1000 --workers 2 --code-n 60 --huge 2
 
 Math: 1,000 completions mixing equivalent answer forms (fractions, decimals, \\frac vs /, boxed and
 unboxed, thousands separators, symbolic expressions), wrong answers, long reasoning, empty or
@@ -21,7 +21,7 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))  # the repo root
 
 import rewards  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Side-by-side step time: rltrain vs TRL's GRPOTrainer, same model, prompts, group size, completion
 length, learning rate and number of steps, in one run (benchmark, not a test).
 
-    .venv/bin/python launch/bench_vs_trl.py                 # both sizes, writes docs/bench_vs_trl.json
-    .venv/bin/python launch/bench_vs_trl.py --sizes tiny --steps 6 --variants trl_fp32 sync_fp32
+    .venv/bin/python launch/bench/bench_vs_trl.py                 # both sizes, writes docs/bench_vs_trl.json
+    .venv/bin/python launch/bench/bench_vs_trl.py --sizes tiny --steps 6 --variants trl_fp32 sync_fp32
 
 Sizes: `tiny` = the embedded default (warm-started tiny model, built-in task, 8-token completions);
 `small` = a ~20M-param Qwen2 with random weights and 256-token completions (it never stops early,
@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # rltrain, rewards from this checkout even without `pip install -e`
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -67,7 +69,7 @@ def run_rltrain(model: str, spec: dict, steps: int, workdir: Path, name: str, ov
 
     cfg = load(None, {
         "model.path": model, "rollout.prompts_per_step": spec["prompts"], "rollout.n_samples": spec["group"],
-        "rollout.max_new_tokens": spec["max_new_tokens"], "rollout.max_model_len": 512,
+        "rollout.max_new_tokens": spec["max_new_tokens"],
         "learner.lr": spec["lr"], "learner.micro_batch_size": spec["prompts"] * spec["group"],  # one pass, as TRL
         "trainer.steps": steps, "trainer.output_dir": str(workdir), "trainer.run_name": name,
         "logging.wandb": False, "logging.console": False, "algorithm.preset": "grpo",
@@ -120,11 +122,12 @@ def steady(times: list[float]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=list(SIZES))
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--out", default="docs/bench_vs_trl.json")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "bench_vs_trl.json"),
+                        help="JSON record: median step time per variant and ratio, plus each step's time")
     args = parser.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,8 +3,10 @@
 Every task turns a seed into rows ``{"prompt", "answer", "task", "split", "id", ...meta}``.
 Prompts are plain text (no chat template), e.g. ``"37+48="``; the answer is the exact string the
 model should emit after the prompt, e.g. ``"85"``, followed by the tokenizer's eos token.
-A completion is correct when, with everything from the first eos (or newline) on removed and
-surrounding whitespace stripped, it equals ``answer`` (see :func:`is_correct`).
+:func:`is_correct` is the task's own definition of a right completion: the text before the first
+eos (or newline), stripped, equals ``answer`` character for character ("0321" is not "321").
+Training and the trainer's evaluation score with the configured reward instead (the toy config:
+``rewards`` ``exact_match``, which also normalises numbers, so "321" scores on "0321").
 
 Train and test splits are disjoint by construction: a problem belongs to the test split when a
 SHA-256 hash of ``"<task>:<prompt>"`` falls in the task's test fraction, so the split of a problem
@@ -20,26 +22,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
-__all__ = [
-    "TASKS",
-    "DEFAULT_TASK",
-    "SPLITS",
-    "Task",
-    "make_rows",
-    "write_jsonl",
-    "read_jsonl",
-    "split_of",
-    "is_correct",
-    "extract_answer",
-    "get_task",
-]
+__all__ = ["TASKS", "DEFAULT_TASK", "SPLITS", "Task", "get_task", "split_of", "make_rows", "is_correct"]
 
 SPLITS = ("train", "test")
 DEFAULT_TASK = "rev4"
@@ -51,7 +38,8 @@ class Task:
 
     ``sample(rng)`` draws a problem ``(prompt, answer, meta)``; ``enumerate()`` (optional) lists
     every problem when the space is small enough to list, which lets ``make_rows`` draw without
-    replacement from the exact split pool.
+    replacement from the exact split pool. ``max_answer_chars`` is the longest answer (one token per
+    character with the toy tokenizer, so ``rollout.max_new_tokens`` needs one more for the eos).
     """
 
     name: str
@@ -196,42 +184,10 @@ def make_rows(task: str, split: str, n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-# --------------------------------------------------------------------------- scoring helpers
-
-
-def extract_answer(completion: str, eos_token: str | None = "<eos>") -> str:
-    """The answer part of a completion: text before the first eos token or newline, stripped."""
-    text = completion
-    if eos_token:
-        text = text.split(eos_token, 1)[0]
-    text = text.split("\n", 1)[0]
-    return text.strip()
+# --------------------------------------------------------------------------- scoring
 
 
 def is_correct(completion: str, answer: str, eos_token: str | None = "<eos>") -> bool:
-    """Exact match of :func:`extract_answer` with the reference answer."""
-    return extract_answer(completion, eos_token) == str(answer).strip()
-
-
-# --------------------------------------------------------------------------- jsonl io
-
-
-def write_jsonl(rows: Iterable[dict], path: str | os.PathLike) -> Path:
-    """Write rows as JSON lines (atomic: temp file then rename). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def iter_tasks() -> Iterator[Task]:
-    return iter(TASKS.values())
+    """The text before the first ``eos_token`` or newline, stripped, equals ``answer`` (stripped)."""
+    text = completion.split(eos_token, 1)[0] if eos_token else completion
+    return text.split("\n", 1)[0].strip() == str(answer).strip()

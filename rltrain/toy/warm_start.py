@@ -7,8 +7,9 @@ plain torch AdamW on the CPU) and cached under ``$RLTRAIN_CACHE`` (default ``~/.
 in a directory named after a hash of the recipe; a missing or partial directory is rebuilt, and
 the directory appears atomically (built in a temporary directory, then renamed).
 
-``sample_pass_at_1`` / ``evaluate_pass_at_k`` score a model directory on task rows with
-transformers ``generate`` sampling (used for calibration and tests).
+``evaluate_pass_at_k`` scores a model directory on task rows with transformers ``generate``
+sampling and the task's :func:`rltrain.data.tasks.is_correct`, without Ray or the trainer; it is how
+the recipe was calibrated (``python -m rltrain.toy.warm_start [task] [size]``).
 """
 
 from __future__ import annotations
@@ -25,17 +26,10 @@ from pathlib import Path
 from typing import Sequence
 
 from rltrain.data import tasks as _tasks
+from rltrain.data.passk import pass_at_k
 
-__all__ = [
-    "WarmStartRecipe",
-    "default_recipe",
-    "cache_root",
-    "ensure_default_model",
-    "warm_start",
-    "sample_pass_at_1",
-    "evaluate_pass_at_k",
-    "pass_at_k",
-]
+__all__ = ["WarmStartRecipe", "default_recipe", "cache_root", "ensure_default_model", "warm_start",
+           "evaluate_pass_at_k"]
 
 RECIPE_VERSION = 1
 
@@ -141,6 +135,61 @@ def _encode_examples(tok, rows: Sequence[dict]):
     return out
 
 
+def _lr_at(recipe: WarmStartRecipe, step: int) -> float:
+    """Linear warm-up, then cosine decay to 0 at the last step."""
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    frac = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def _collate(batch: Sequence[tuple[list[int], int]], pad: int):
+    """Right-padded (input_ids, attention_mask, labels); labels are -100 outside answer + eos."""
+    import torch
+
+    T = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), T), pad, dtype=torch.long)
+    attn = torch.zeros((len(batch), T), dtype=torch.long)
+    labels = torch.full((len(batch), T), -100, dtype=torch.long)
+    for i, (ids, start) in enumerate(batch):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attn[i, : len(ids)] = 1
+        labels[i, start: len(ids)] = torch.tensor(ids[start:])
+    return input_ids, attn, labels
+
+
+def _train(model, examples: list, recipe: WarmStartRecipe, pad: int, verbose: bool, t0: float) -> list[float]:
+    """Supervised steps of plain AdamW on shuffled batches (reshuffled per pass); returns the losses."""
+    import torch
+
+    gen = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98),
+                            weight_decay=recipe.weight_decay)
+    losses: list[float] = []
+    order = torch.randperm(len(examples), generator=gen).tolist()
+    pos = 0
+    for step in range(recipe.steps):
+        if pos + recipe.batch_size > len(order):
+            order = torch.randperm(len(examples), generator=gen).tolist()
+            pos = 0
+        input_ids, attn, labels = _collate([examples[i] for i in order[pos: pos + recipe.batch_size]], pad)
+        pos += recipe.batch_size
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(recipe, step)
+        loss = model(input_ids=input_ids, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if verbose and (step % 50 == 0 or step == recipe.steps - 1):
+            print(f"[warm_start] step {step} loss {losses[-1]:.4f} "
+                  f"lr {_lr_at(recipe, step):.2e} {time.time() - t0:.1f}s", flush=True)
+    return losses
+
+
 def warm_start(out_dir: str | os.PathLike, recipe: WarmStartRecipe | None = None, *,
                verbose: bool = False) -> Path:
     """Build tokenizer + random model in ``out_dir`` and train it in place per ``recipe``."""
@@ -159,48 +208,8 @@ def warm_start(out_dir: str | os.PathLike, recipe: WarmStartRecipe | None = None
 
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, min(recipe.num_threads, os.cpu_count() or 1)))
-    gen = torch.Generator().manual_seed(recipe.seed)
-    torch.manual_seed(recipe.seed)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98),
-                            weight_decay=recipe.weight_decay)
-
-    def lr_at(step: int) -> float:
-        if step < recipe.warmup_steps:
-            return recipe.lr * (step + 1) / recipe.warmup_steps
-        frac = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-        return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-
-    pad = tok.pad_token_id
-    losses: list[float] = []
-    order = torch.randperm(len(examples), generator=gen).tolist()
-    pos = 0
     try:
-        for step in range(recipe.steps):
-            if pos + recipe.batch_size > len(order):
-                order = torch.randperm(len(examples), generator=gen).tolist()
-                pos = 0
-            batch = [examples[i] for i in order[pos: pos + recipe.batch_size]]
-            pos += recipe.batch_size
-            T = max(len(ids) for ids, _ in batch)
-            input_ids = torch.full((len(batch), T), pad, dtype=torch.long)
-            attn = torch.zeros((len(batch), T), dtype=torch.long)
-            labels = torch.full((len(batch), T), -100, dtype=torch.long)
-            for i, (ids, start) in enumerate(batch):
-                input_ids[i, : len(ids)] = torch.tensor(ids)
-                attn[i, : len(ids)] = 1
-                labels[i, start: len(ids)] = torch.tensor(ids[start:])
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            loss = model(input_ids=input_ids, attention_mask=attn, labels=labels).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            if verbose and (step % 50 == 0 or step == recipe.steps - 1):
-                print(f"[warm_start] step {step} loss {losses[-1]:.4f} "
-                      f"lr {lr_at(step):.2e} {time.time() - t0:.1f}s", flush=True)
+        losses = _train(model, examples, recipe, tok.pad_token_id, verbose, t0)
     finally:
         torch.set_num_threads(prev_threads)
 
@@ -223,11 +232,22 @@ def warm_start(out_dir: str | os.PathLike, recipe: WarmStartRecipe | None = None
 # --------------------------------------------------------------------------- evaluation
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimate from ``n`` samples with ``c`` correct (Chen et al. 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+def _sample(model, tok, prompts: list[str], n_samples: int, temperature: float,
+            max_new_tokens: int) -> list[tuple[str, bool]]:
+    """``n_samples`` completions per prompt (prompt-major) as (text up to eos, ended by eos)."""
+    import torch
+
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    kw = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature else dict(do_sample=False)
+    eos = tok.eos_token_id
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=n_samples,
+                             eos_token_id=eos, pad_token_id=tok.pad_token_id, **kw)
+    samples = []
+    for ids in out[:, enc["input_ids"].shape[1]:].tolist():
+        ended = eos in ids
+        samples.append((tok.decode(ids[: ids.index(eos)] if ended else ids, skip_special_tokens=True), ended))
+    return samples
 
 
 def evaluate_pass_at_k(model_dir, rows: Sequence[dict], n_samples: int = 8,
@@ -236,8 +256,9 @@ def evaluate_pass_at_k(model_dir, rows: Sequence[dict], n_samples: int = 8,
                        num_threads: int | None = None) -> dict:
     """Sample ``n_samples`` completions per row with transformers and report pass@k.
 
-    ``model_dir`` is a path or an already loaded ``(model, tokenizer)`` pair. Returns
-    ``{"pass@1": .., "pass@8": .., "n_rows": .., "n_samples": .., "format_ok": ..}``; format_ok is
+    ``model_dir`` is a path or an already loaded ``(model, tokenizer)`` pair. A completion is
+    correct by :func:`rltrain.data.tasks.is_correct`. Returns ``{"pass@1": .., "pass@8": ..,
+    "n_rows": .., "n_samples": .., "format_ok": ..}`` (k above ``n_samples`` left out); format_ok is
     the fraction of samples that are all digits (optional leading '-') ended by eos.
     """
     import torch
@@ -254,35 +275,18 @@ def evaluate_pass_at_k(model_dir, rows: Sequence[dict], n_samples: int = 8,
     if num_threads:
         torch.set_num_threads(num_threads)
     torch.manual_seed(seed)
-    eos = tok.eos_token_id
     correct = [0] * len(rows)
     fmt_ok = 0
     per_prompt = max(1, batch_size // n_samples)
     try:
         for start in range(0, len(rows), per_prompt):
             chunk = rows[start: start + per_prompt]
-            enc = tok([r["prompt"] for r in chunk], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
-            kw = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-            if temperature == 0:
-                kw = dict(do_sample=False)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens,
-                                     num_return_sequences=n_samples, eos_token_id=eos,
-                                     pad_token_id=tok.pad_token_id, **kw)
-            gen = out[:, enc["input_ids"].shape[1]:].tolist()
-            for j, ids in enumerate(gen):
-                r = chunk[j // n_samples]
-                if eos in ids:
-                    ids = ids[: ids.index(eos)]
-                    ended = True
-                else:
-                    ended = False
-                text = tok.decode(ids, skip_special_tokens=True)
-                if ended and text and text.lstrip("-").isdigit():
-                    fmt_ok += 1
-                if ended and text.strip() == str(r["answer"]).strip():
-                    correct[start + j // n_samples] += 1
+            samples = _sample(model, tok, [r["prompt"] for r in chunk], n_samples, temperature, max_new_tokens)
+            for j, (text, ended) in enumerate(samples):
+                fmt_ok += ended and text.lstrip("-").isdigit()
+                full = text + tok.eos_token if ended else text
+                correct[start + j // n_samples] += _tasks.is_correct(full, chunk[j // n_samples]["answer"],
+                                                                    tok.eos_token)
     finally:
         torch.set_num_threads(prev_threads)
     res = {f"pass@{k}": sum(pass_at_k(n_samples, c, k) for c in correct) / max(1, len(rows))
@@ -290,14 +294,6 @@ def evaluate_pass_at_k(model_dir, rows: Sequence[dict], n_samples: int = 8,
     res.update(n_rows=len(rows), n_samples=n_samples,
                format_ok=fmt_ok / max(1, len(rows) * n_samples))
     return res
-
-
-def sample_pass_at_1(model_dir, rows: Sequence[dict], n_samples: int = 4, temperature: float = 1.0,
-                     max_new_tokens: int = 8, seed: int = 0) -> float:
-    """Mean fraction of correct sampled completions (an unbiased pass@1 estimate)."""
-    return evaluate_pass_at_k(model_dir, rows, n_samples=n_samples, ks=(1,),
-                              temperature=temperature, max_new_tokens=max_new_tokens,
-                              seed=seed)["pass@1"]
 
 
 if __name__ == "__main__":  # python -m rltrain.toy.warm_start [task] [size]
