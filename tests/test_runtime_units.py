@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rltrain.driver.evaluation import ks_for, pass_at_k
+from rltrain.data.passk import ks_for, pass_at_k
 from rltrain.workers.logprobs import pack_rows, response_logprobs
 from rltrain.workers.sharding import micro_cuts, split_indices
 from rltrain.workers.weight_sync import iter_buckets
@@ -80,12 +80,44 @@ def test_micro_cuts_cover_the_shard():
 
 
 def test_cpu_threads_split_cores_only_when_phases_overlap():
-    from rltrain.workers.placement import cpu_threads
     from rltrain.config import load
+    from rltrain.driver.schedules import schedule_class
+    from rltrain.workers.placement import cpu_threads
+
+    def overlap(cfg):
+        return schedule_class(cfg.trainer.schedule).overlaps_generation
 
     sync = load(None, {"learner.num_ranks": 2})
-    assert cpu_threads(sync, cores=8) == (4, 8)  # one phase at a time: ranks share, the engine takes all
-    overlap = load(None, {"trainer.schedule": "one_step_off"})
-    assert cpu_threads(overlap, cores=2) == (1, 1)  # 1 learner + 1 worker at once
-    assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "learner.num_ranks": 2}), cores=6) == (2, 2)
-    assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "rollout.threads": 3}), cores=2) == (1, 3)
+    assert cpu_threads(sync, overlap(sync), cores=8) == (4, 8)  # one phase at a time: the engine takes all
+    osf = load(None, {"trainer.schedule": "one_step_off"})
+    assert cpu_threads(osf, overlap(osf), cores=2) == (1, 1)  # 1 learner + 1 worker at once
+    assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "learner.num_ranks": 2}), True, cores=6) == (2, 2)
+    assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "rollout.threads": 3}), True, cores=2) == (1, 3)
+
+
+def test_gradient_checkpointing_keeps_less_for_backward_and_the_same_gradient(default_model):
+    """model.gradient_checkpointing: the bytes autograd saves for the backward drop, the gradient does not change."""
+    from transformers import AutoModelForCausalLM
+
+    from rltrain.workers.learner import enable_gradient_checkpointing
+
+    ids = torch.randint(3, 20, (8, 48), generator=torch.Generator().manual_seed(0))
+
+    def run(checkpointing: bool) -> tuple[int, torch.Tensor]:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32)
+        model.train()
+        if checkpointing:
+            enable_gradient_checkpointing(model)
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t,
+                                                      lambda t: t):
+            loss = model(input_ids=ids, use_cache=False).logits.float().logsumexp(-1).mean()
+        loss.backward()
+        return sum(saved), model.get_input_embeddings().weight.grad.clone()
+
+    plain_bytes, plain_grad = run(False)
+    ckpt_bytes, ckpt_grad = run(True)
+    print(f"saved for backward: {plain_bytes} B plain, {ckpt_bytes} B with checkpointing")
+    assert ckpt_bytes < 0.8 * plain_bytes, (ckpt_bytes, plain_bytes)
+    assert torch.allclose(plain_grad, ckpt_grad, atol=1e-6)

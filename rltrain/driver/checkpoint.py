@@ -1,4 +1,5 @@
-"""Checkpoints: learner state (DeepSpeed), step, data cursor, RNG, algorithm state, weight version.
+"""Checkpoints: learner state (DeepSpeed), step, schedule state (data cursor), RNG, algorithm state,
+weight version.
 
 A checkpoint is written into `step_<k>.tmp/` and renamed to `step_<k>/` only after every part is
 on disk and a `COMPLETE` marker exists, so a crash mid-save never leaves a checkpoint that looks
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray
 import torch
 
 MARKER = "COMPLETE"
@@ -29,12 +29,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save(ckpt_root: Path, step: int, learners: list, trainer_state: dict[str, Any], keep: int) -> Path:
+def save(ckpt_root: Path, step: int, learners, trainer_state: dict[str, Any], keep: int) -> Path:
+    """`learners` is the learner RankGroup (every rank writes its DeepSpeed state)."""
     final = ckpt_root / f"step_{step}"
     tmp = ckpt_root / f"step_{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    ray.get([lr.save.remote(str(tmp / "learner")) for lr in learners])
+    learners.call("save", str(tmp / "learner"))
     torch.save(trainer_state, tmp / "trainer_state.pt")
     (tmp / MARKER).write_text(str(step))
     if final.exists():
@@ -58,6 +59,6 @@ def latest(ckpt_root: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load(ckpt: Path, learners: list) -> dict[str, Any]:
-    ray.get([lr.load.remote(str(ckpt / "learner")) for lr in learners])
+def load(ckpt: Path, learners) -> dict[str, Any]:
+    learners.call("load", str(ckpt / "learner"))
     return torch.load(ckpt / "trainer_state.pt", weights_only=False)

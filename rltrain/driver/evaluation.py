@@ -5,24 +5,9 @@ pass@k = E_prompts[1 - C(n-c, k) / C(n, k)] for n samples per prompt of which c 
 
 from __future__ import annotations
 
-import math
-
 from rltrain.data import PromptRow
+from rltrain.data.passk import ks_for, pass_at_k
 from rltrain.engines.base import SamplingConfig
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased probability that at least one of k samples (drawn from n, c correct) is correct."""
-    if k > n:
-        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def ks_for(n: int) -> list[int]:
-    """k = 1, 2, 4, ... up to n samples."""
-    return [k for k in (1, 2, 4, 8, 16, 32, 64, 128) if k <= n]
 
 
 def evaluate(rollout, rows: list[PromptRow], n: int, temperature: float, max_new_tokens: int,

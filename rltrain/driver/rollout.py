@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray
 import torch
 
 from algorithms import RolloutBatch
@@ -17,6 +16,7 @@ from rltrain.data import PromptRow, render_prompt
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.logprobs import pack_rows
 from rltrain.driver.rewards import RewardRunner
+from rltrain.workers.group import RankGroup
 
 
 @dataclass
@@ -47,7 +47,7 @@ class PendingRollout:
 
     def result(self) -> list[Record]:
         records: list[Record] = []
-        for shard, out in zip(self.shards, ray.get(self.futures)):
+        for shard, out in zip(self.shards, RankGroup.gather(self.futures)):
             for smp in out["samples"]:
                 i = shard[smp.prompt_index]
                 records.append(Record(self.rows[i], self.first_group + i, self.prompt_ids[i], smp.response_ids,
@@ -57,7 +57,9 @@ class PendingRollout:
 
 
 class Rollout:
-    def __init__(self, workers: list, tokenizer, rewards: RewardRunner) -> None:
+    """Prompts -> rollout workers -> records, and scoring. `workers` is the rollout RankGroup."""
+
+    def __init__(self, workers: RankGroup, tokenizer, rewards: RewardRunner) -> None:
         self.workers = workers
         self.tokenizer = tokenizer
         self.rewards = rewards
@@ -74,7 +76,7 @@ class Rollout:
         """Start generating n samples per row, spread over the workers; returns at once."""
         ids = [self.prompt_ids(r) for r in rows]
         shards = [s for s in (list(range(len(rows)))[w::len(self.workers)] for w in range(len(self.workers))) if s]
-        futures = [w.generate.remote([ids[i] for i in shard], sampling) for w, shard in zip(self.workers, shards)]
+        futures = self.workers.submit_each("generate", [([ids[i] for i in shard], sampling) for shard in shards])
         return PendingRollout(rows, ids, shards, futures, first_group)
 
     def generate(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0) -> list[Record]:
@@ -109,7 +111,7 @@ def to_batch(records: list[Record], pad_id: int, step: int) -> RolloutBatch:
         group_ids=torch.tensor([groups[r.group] for r in records], dtype=torch.long),
         prompt_keys=[r.row.key for r in records], sampling_logp=sampling_logp,
         versions=torch.tensor([r.version for r in records], dtype=torch.long), pad_id=pad_id, step=step,
-        extra={k: packed[k] for k in ("input_ids", "attention_mask", "resp_start")},
+        input_ids=packed["input_ids"], attention_mask=packed["attention_mask"], resp_start=packed["resp_start"],
     )
 
 

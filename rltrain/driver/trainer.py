@@ -1,25 +1,20 @@
 """The trainer loop (the driver). One step follows the data path of DESIGN.md:
 
-    prompts -> rollout workers (n samples, token ids + sampling log-probs) -> rewards
-    -> data policy (refill) -> learner old log-probs / entropy, reference log-probs
-    -> algorithm.prepare (advantages, token selection, global loss weights)
-    -> learners: micro-batched backward + optimizer step per mini-batch
+    schedule.next_batch: prompts -> rollout workers (n samples, token ids + sampling log-probs)
+        -> rewards -> data policy (refill)                                    [rltrain.driver.collector]
+    -> log-prob passes on demand: learners' old log-probs / entropy, reference log-probs
+    -> algorithm driver part: advantages, token selection, global loss weights       [algorithms]
+    -> learners: per mini-batch (driver hook, then) micro-batched backward + optimizer step
     -> bucketed weight sync learner -> engines (versioned) -> metrics, checkpoint
 
-`trainer.schedule: one_step_off` changes only when generation starts: step t+1's first round is
-submitted right after step t's batch is collected, so the engines generate it (with the weights
-of sync t-1) while the learners update; the sync queues behind it on each worker. A batch made by
-older weights than the learner's is trained with its behaviour log-probs as pi_old, so the clipped
-ratio corrects for the lag.
-
-Nothing here branches on an algorithm's name: the algorithm declares what it needs
-(`algo.requires`) and the loop provides it.
+Nothing here branches on an algorithm's, engine's or schedule's name: the algorithm declares the
+batch fields it reads (the loop computes those on demand), the engine sits behind the rollout
+workers, and the schedule object decides which batch comes next.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,47 +24,52 @@ import ray
 import torch
 
 import algorithms
-from algorithms import RolloutBatch
-from rltrain.driver import checkpoint
-from rltrain.workers.placement import start_actors, stop_actors
+from algorithms import BatchField, RolloutBatch
 from rltrain.config import Config, to_dict
-from rltrain.engines.base import SamplingConfig
+from rltrain.driver import checkpoint
+from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate
 from rltrain.driver.rewards import RewardRunner
-from rltrain.driver.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
+from rltrain.driver.rollout import Rollout
 from rltrain.driver.run_setup import RunFiles, prepare_run
-from rltrain.workers.sharding import minibatch_slices, pad_shard, shard_for_ranks
+from rltrain.driver.schedules import schedule_class
 from rltrain.driver.tracking import Tracker
-
-log = logging.getLogger("rltrain")
+from rltrain.engines.base import SamplingConfig
+from rltrain.workers.group import RankGroup
+from rltrain.workers.placement import start_actors, stop_actors
+from rltrain.workers.sharding import minibatch_slices, pad_shard, shard_for_ranks
 
 
 class Trainer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.algo = algorithms.build(cfg.algorithm.spec())
+        self.algo = algorithms.build_driver(cfg.algorithm.spec())
         self.files: RunFiles = prepare_run(cfg)
-        self.tokenizer = self.files.tokenizer
-        self.sampler = self.files.sampler
+        self.tokenizer, self.sampler = self.files.tokenizer, self.files.sampler
         self.step_idx, self.version = 0, 0
         self.timings: dict[str, float] = {}
-        self._prefetched: PendingRollout | None = None  # one_step_off: next step's first round, in flight
-        self._sampler_before_prefetch: dict | None = None
+        schedule_cls = schedule_class(cfg.trainer.schedule)
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
-        self.actors = start_actors(cfg, self.files.model_path, "ref_logp" in self.algo.requires, cfg.trainer.steps)
-        self.rollout = Rollout(self.actors.workers, self.tokenizer,
-                               RewardRunner(cfg.reward, cfg.data.answer_key))
+        self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
+                                   schedule_cls.overlaps_generation)
+        self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
+        rc = cfg.rollout
+        sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
+                                  top_p=rc.top_p)
+        collector = BatchCollector(self.rollout, self.algo, sampling, rc.prompts_per_step, rc.max_refill_rounds,
+                                   self.files.pad_id, self._timer)
+        self.schedule = schedule_cls(collector, self.sampler, cfg.trainer.steps)
         wandb_id = self._maybe_resume()
         self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id)
 
     def set_algorithm(self, spec: dict) -> None:
         """Swap the algorithm on live actors (tests and sweeps reuse one set of actors)."""
-        algo = algorithms.build(spec)
-        if "ref_logp" in algo.requires and self.actors.reference is None:
+        algo = algorithms.build_driver(spec)
+        if algo.needs(BatchField.REF_LOGP) and self.actors.reference is None:
             raise ValueError("algorithm needs reference log-probs but this run started without a reference actor")
-        ray.get([lr.set_algorithm.remote(spec) for lr in self.actors.learners])
-        self.algo = algo
+        self.actors.learners.call("set_algorithm", spec)
+        self.algo = self.schedule.collector.algo = algo
 
     # ----- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class Trainer:
         self.tracker.log(after, step=self.step_idx)
         ckpt = self.save()
         export_dir = self.files.run_dir / "model"
-        ray.get([lr.export.remote(str(export_dir), self.files.model_path) for lr in self.actors.learners])
+        self.actors.learners.call("export", str(export_dir), self.files.model_path)
         return self._summary(before, after, ckpt, export_dir, time.perf_counter() - t_start)
 
     def step(self) -> dict[str, float]:
@@ -101,7 +101,6 @@ class Trainer:
         with self._timer("step"):
             with self._timer("gen"):
                 batch, metrics = self.collect_batch()
-            self._prefetch_next()
             with self._timer("logprob"):
                 metrics.update(self.compute_logprobs(batch))
             batch, algo_metrics = self.algo.prepare(batch)
@@ -111,128 +110,66 @@ class Trainer:
             with self._timer("weight_sync_total"):
                 metrics.update(self.sync_weights())
         metrics.update({f"timing_s/{k}": v for k, v in self.timings.items()})
-        n_tokens = float(batch.response_mask.sum() + batch.extra["attention_mask"].sum())
-        metrics["perf/tokens_per_s"] = n_tokens / self.timings["step"]
+        metrics["perf/tokens_per_s"] = float(batch.attention_mask.sum()) / self.timings["step"]
         metrics["weights/version"] = float(self.version)
         return metrics
 
     # ----- phases ---------------------------------------------------------------------------
-    def _sampling(self) -> SamplingConfig:
-        rc = self.cfg.rollout
-        return SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
-                              top_p=rc.top_p)
-
-    def _prefetch_next(self) -> None:
-        """one_step_off: submit the next step's first generation round now (it runs during the update)."""
-        if self.cfg.trainer.schedule != "one_step_off" or self.step_idx >= self.cfg.trainer.steps:
-            return
-        self._sampler_before_prefetch = self.sampler.state_dict()
-        rows = self.sampler.take(self.cfg.rollout.prompts_per_step)
-        self._prefetched = self.rollout.submit(rows, self._sampling())
-
     def collect_batch(self) -> tuple[RolloutBatch, dict[str, float]]:
-        """Generate and score; apply the data policy and refill it up to `prompts_per_step` groups."""
-        rc = self.cfg.rollout
-        kept: list[Record] = []
-        seen: list[Record] = []
-        need, group_base = rc.prompts_per_step, 0
-        for attempt in range(1 + rc.max_refill_rounds):
-            pending, self._prefetched = self._prefetched, None
-            if pending is None:
-                rows = self.sampler.take(need if attempt else rc.prompts_per_step)
-                pending = self.rollout.submit(rows, self._sampling(), first_group=group_base)
-            with self._timer("rollout", accumulate=True):
-                records = pending.result()
-            with self._timer("reward", accumulate=True):
-                self.rollout.score(records)
-            group_base += len(pending.rows)
-            seen += records
-            scored = [r for r in records if r.reward is not None]
-            if scored:
-                keep = self.algo.keep(to_batch(scored, self.files.pad_id, self.step_idx))
-                kept += [r for r, k in zip(scored, keep.tolist()) if k]
-            have = len({r.group for r in kept})
-            need = rc.prompts_per_step - have
-            if need <= 0:
-                break
-        else:
-            print(f"[rltrain] step {self.step_idx}: data policy kept {have} of {rc.prompts_per_step} prompt groups "
-                  f"after {1 + rc.max_refill_rounds} generation rounds (rollout.max_refill_rounds); the data is "
-                  f"too hard or too easy for this filter; training on the {have} groups kept", flush=True)
-        groups = list(dict.fromkeys(r.group for r in kept))[: rc.prompts_per_step]
-        kept = [r for r in kept if r.group in set(groups)]
-        metrics = rollout_metrics(seen, rc.max_new_tokens)
-        metrics["rollout/gen_rounds"] = float(attempt + 1)
-        metrics["rollout/kept_groups"] = float(len(groups))
-        if not kept:
-            raise RuntimeError(f"step {self.step_idx}: no sample survived scoring and the data policy")
-        oldest = min(r.version for r in kept)
-        metrics["rollout/weight_version"] = float(oldest)
-        metrics["rollout/staleness"] = float(self.version - oldest)
-        batch = to_batch(kept, self.files.pad_id, self.step_idx)
-        if oldest < self.version:  # off-policy: the ratio is taken against the policy that sampled
-            batch.old_logp = batch.sampling_logp.clone()
-        return batch, metrics
+        """The schedule's next batch (generated, scored, filtered by the data policy)."""
+        return self.schedule.next_batch(self.step_idx, self.version)
 
     def needs_old_logprob_pass(self) -> bool:
         """A separate old-log-prob pass is needed unless the batch gets exactly one optimizer step
-        and nothing before the update reads old log-probs or entropies (then the learner takes
-        them from its own forward: pi_old == pi_theta)."""
+        and no driver-side stage reads old log-probs or entropies (then the learner takes them from
+        its own forward: pi_old == pi_theta)."""
         lc = self.cfg.learner
-        return (lc.epochs * lc.mini_batches > 1 or self.cfg.learner.force_old_logprob_pass
-                or bool({"old_entropy", "cur_logp_prepass"} & self.algo.requires))
+        return (lc.epochs * lc.mini_batches > 1 or lc.force_old_logprob_pass
+                or bool({BatchField.OLD_LOGP, BatchField.ENTROPY} & self.algo.driver_reads))
 
     def compute_logprobs(self, batch: RolloutBatch) -> dict[str, float]:
-        """Old log-probs and entropy from the learners (sharded by rank); reference log-probs."""
+        """Reference log-probs; old log-probs and entropy from the learners (sharded by rank)."""
         out: dict[str, float] = {}
-        if self.actors.reference is not None:
-            batch.ref_logp = ray.get(self.actors.reference.compute_logprobs.remote(batch))
+        if self.actors.reference is not None and self.algo.needs(BatchField.REF_LOGP):
+            batch.ref_logp = self.actors.reference.call("compute_logprobs", batch)[0]
         if not self.needs_old_logprob_pass():
             return out
-        shards = shard_for_ranks(len(batch), len(self.actors.learners))
-        outs = ray.get([lr.compute_logprobs.remote(batch.index(idx), True)
-                        for lr, idx in zip(self.actors.learners, shards)])
-        current = torch.cat([o[0] for o in outs])
-        batch.entropy = torch.cat([o[1] for o in outs])
+        current, entropy, metrics = self._learner_logprobs(batch, with_entropy=True)
+        batch.entropy = entropy
         if batch.old_logp is None:  # on-policy; an off-policy batch keeps its behaviour log-probs
             batch.old_logp = current
-        m = batch.response_mask
-        denom = m.sum().clamp(min=1)
-        out = {"rollout/logprob_diff": float(((batch.sampling_logp - current).abs() * m).sum() / denom),
-               "rollout/entropy": float((batch.entropy * m).sum() / denom)}
+        out = algorithms.reduce_metrics(metrics)
         if batch.ref_logp is not None:
-            out["rollout/ref_kl_k1"] = float(((current - batch.ref_logp) * m).sum() / denom)
+            m = batch.response_mask
+            out["rollout/ref_kl_k1"] = float(((current - batch.ref_logp) * m).sum() / m.sum().clamp(min=1))
         return out
+
+    def _learner_logprobs(self, batch: RolloutBatch, with_entropy: bool):
+        shards = shard_for_ranks(len(batch), len(self.actors.learners))
+        outs = self.actors.learners.call_each("compute_logprobs", [(batch.index(i), with_entropy) for i in shards])
+        entropy = torch.cat([o["entropy"] for o in outs]) if with_entropy else None
+        return torch.cat([o["logp"] for o in outs]), entropy, [o["metrics"] for o in outs]
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """One optimizer step per mini-batch per epoch; every rank gets the same micro-step count."""
         lc = self.cfg.learner
+        aligned = self.algo.group_aligned_microbatches
         metrics: list[dict[str, float]] = []
         for _ in range(lc.epochs):
-            for idx in minibatch_slices(batch, lc.mini_batches, self.algo.group_aligned_microbatches):
+            for idx in minibatch_slices(batch, lc.mini_batches, aligned):
                 mb = batch.index(idx)
                 mb.loss_weights = mb.loss_weights * lc.mini_batches  # each step sees a full-scale loss
-                if "cur_logp_prepass" in self.algo.requires:
-                    mb = self._with_current_logp(mb)
-                mb = self.algo.prepare_minibatch(mb)
-                step_metrics = update_minibatch(self.actors.learners, mb, lc.micro_batch_size,
-                                                self.algo.group_aligned_microbatches)
-                metrics.append(step_metrics)
+                if self.algo.needs(BatchField.CUR_LOGP):
+                    mb.cur_logp = self._learner_logprobs(mb, with_entropy=False)[0]
+                mb, hook_metrics = self.algo.prepare_minibatch(mb)
+                step_metrics = update_minibatch(self.actors.learners, mb, lc.micro_batch_size, aligned)
+                metrics.append({**hook_metrics, **step_metrics})
         return {k: sum(m.get(k, 0.0) for m in metrics) / len(metrics) for k in metrics[-1]}
-
-    def _with_current_logp(self, mb: RolloutBatch) -> RolloutBatch:
-        shards = shard_for_ranks(len(mb), len(self.actors.learners))
-        outs = ray.get([lr.compute_logprobs.remote(mb.index(idx), False)
-                        for lr, idx in zip(self.actors.learners, shards)])
-        mb.extra["cur_logp"] = torch.cat([o[0] for o in outs])
-        return mb
 
     def sync_weights(self) -> dict[str, float]:
         self.version += 1
         bucket = int(self.cfg.sync.bucket_mb * 2**20)
-        outs = ray.get([lr.sync_weights.remote(self.actors.workers, self.version, bucket)
-                        for lr in self.actors.learners])
-        return outs[0]
+        return self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket)[0]
 
     def evaluate(self) -> dict[str, float]:
         ec = self.cfg.eval
@@ -242,27 +179,24 @@ class Trainer:
 
     # ----- checkpoints ----------------------------------------------------------------------
     def save(self) -> Path:
-        # a prefetched round is not in the checkpoint: a resumed run takes its rows again
-        sampler = self._sampler_before_prefetch if self._prefetched is not None else self.sampler.state_dict()
-        state = {"step": self.step_idx, "version": self.version, "sampler": sampler,
+        state = {"step": self.step_idx, "version": self.version, "schedule": self.schedule.state_dict(),
                  "algorithm": self.algo.state_dict(), "rng": checkpoint.rng_state(),
                  "wandb_id": getattr(self, "tracker", None) and self.tracker.wandb_id,
                  "eval_before": self.files.summary_before}
-        path = checkpoint.save(self.files.run_dir / "checkpoints", self.step_idx, self.actors.learners, state,
+        return checkpoint.save(self.files.run_dir / "checkpoints", self.step_idx, self.actors.learners, state,
                                self.cfg.trainer.keep_checkpoints)
-        return path
 
     def _maybe_resume(self) -> str | None:
         if not self.files.resume_from:
             return None
         state = checkpoint.load(self.files.resume_from, self.actors.learners)
         self.step_idx, self.version = state["step"], state["version"]
-        self.sampler.load_state_dict(state["sampler"])
+        self.schedule.load_state_dict(state["schedule"])
         self.algo.load_state_dict(state["algorithm"])
         checkpoint.set_rng_state(state["rng"])
         self.files.summary_before = state.get("eval_before")
-        bucket = int(self.cfg.sync.bucket_mb * 2**20)
-        ray.get([lr.sync_weights.remote(self.actors.workers, self.version, bucket) for lr in self.actors.learners])
+        self.version -= 1
+        self.sync_weights()  # the engines start from the restored weights, at the checkpoint's version
         print(f"[rltrain] resumed from {self.files.resume_from} at step {self.step_idx}", flush=True)
         return state.get("wandb_id")
 
@@ -291,12 +225,13 @@ class Trainer:
         self.timings[name] = self.timings.get(name, 0.0) + dt if accumulate else dt
 
 
-def update_minibatch(learners: list, mb: RolloutBatch, micro_batch_size: int, group_aligned: bool) -> dict[str, float]:
+def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: int,
+                     group_aligned: bool) -> dict[str, float]:
     """One optimizer step on `mb`: shard rows over the learner ranks, pad every shard to the same
     micro-step count (zero-weight rows), train, and reduce the algorithm metrics exactly."""
     shards = shard_for_ranks(len(mb), len(learners), mb.group_ids if group_aligned else None)
     n_micro = max(1, -(-max(len(s) for s in shards) // micro_batch_size))
-    ranks = ray.get([lr.train_minibatch.remote(pad_shard(mb, s, n_micro), n_micro) for lr, s in zip(learners, shards)])
+    ranks = learners.call_each("train_minibatch", [(pad_shard(mb, s, n_micro), n_micro) for s in shards])
     out = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
     out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
     out["actor/lr"] = ranks[0]["actor/lr"]

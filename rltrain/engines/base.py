@@ -1,14 +1,18 @@
-"""The one small interface every rollout engine implements.
+"""The engine protocol every rollout engine implements, and a base class with its defaults.
 
-An engine generates n samples per prompt from token ids (token-in/token-out: the trainer never
-re-tokenises generated text), returns each sampled token's log-probability under the sampling
-distribution, loads weights in buckets, and reports the weight version it generates with.
+An engine generates from token ids (token-in/token-out: the trainer never re-tokenises generated
+text): n samples per prompt with stop conditions, each sampled token's log-probability under the
+sampling distribution; it continues given sequences (multi-turn: prompt + earlier turns +
+observations, as ids); loads weights in buckets and applies them when the last bucket of a sync
+arrived (`finish_weight_update`), reporting the version it generates with; and frees / restores its
+memory where it can (colocated placement). Engines are constructed as
+`Engine(model_path, dtype, seed, **options)` with the options of `rollout.<engine name>`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from dataclasses import dataclass
+from typing import Iterable, Protocol, runtime_checkable
 
 import torch
 
@@ -21,24 +25,70 @@ class SamplingConfig:
     top_p: float = 1.0
     seed: int | None = None
     greedy: bool = False
+    stop_token_ids: tuple[int, ...] = ()  # stop after any of these (besides EOS); the stop token is kept
 
 
 @dataclass
 class Sample:
-    """One completion: `prompt_index` points into the prompt list given to `generate`."""
+    """One completion: `prompt_index` points into the prompt (or sequence) list given to the engine."""
 
     prompt_index: int
     response_ids: list[int]
     logprobs: list[float]  # one per response token, under the sampling distribution
-    finished: bool  # stopped on EOS (False = cut at max_new_tokens)
-    extra: dict = field(default_factory=dict)
+    finished: bool  # stopped on EOS or a stop token (False = cut at max_new_tokens)
+    stop_reason: str = "length"  # "eos", "stop" (a stop token) or "length"
 
 
+@runtime_checkable
 class RolloutEngine(Protocol):
     version: int
 
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
         """n samples per prompt, grouped by prompt in order (prompt 0's n samples first)."""
 
+    def continue_sequences(self, sequences: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
+        """One continuation per given sequence (sampling.n is ignored), in order."""
+
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Load one bucket of (name, tensor) pairs (HF parameter names)."""
+        """Take one bucket of (HF parameter name, tensor) pairs."""
+
+    def finish_weight_update(self, version: int) -> None:
+        """The last bucket of a sync arrived: apply what is staged; generate as `version` from now on."""
+
+    def free_memory(self) -> bool:
+        """Release memory not needed while the learner updates; False when the engine cannot."""
+
+    def restore_memory(self) -> bool:
+        """Undo `free_memory`; False when the engine cannot."""
+
+
+class EngineBase:
+    """Defaults for the protocol: continuation through `generate`, version bookkeeping, no freeing."""
+
+    version: int = 0
+
+    def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
+        raise NotImplementedError
+
+    def continue_sequences(self, sequences: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
+        one = SamplingConfig(**{**sampling.__dict__, "n": 1})
+        return self.generate(sequences, one)
+
+    def finish_weight_update(self, version: int) -> None:
+        self.version = version
+
+    def free_memory(self) -> bool:
+        return False
+
+    def restore_memory(self) -> bool:
+        return False
+
+
+def stop_reason(tokens: list[int], eos_id: int, stop_ids: tuple[int, ...]) -> tuple[int, str]:
+    """(length up to and including the first EOS / stop token, reason) of a generated token list."""
+    for i, t in enumerate(tokens):
+        if t == eos_id:
+            return i + 1, "eos"
+        if t in stop_ids:
+            return i + 1, "stop"
+    return len(tokens), "length"

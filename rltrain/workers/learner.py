@@ -9,7 +9,6 @@ gradient whatever the micro-batch size, accumulation steps or rank count.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ class Learner:
 
     def __init__(self, model_path: str, cfg: LearnerConfig, rank: int, world_size: int,
                  master_port: int, dtype: str, temperature: float, algo_spec: dict, seed: int,
-                 total_steps: int) -> None:
+                 gradient_checkpointing: bool = False) -> None:
         threads = cfg.threads or max(1, (os.cpu_count() or 2) // world_size)
         _setup_process(rank, world_size, master_port, threads)
         import deepspeed
@@ -49,6 +48,8 @@ class Learner:
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                                       weight_decay=cfg.weight_decay)
         warmup = max(0, cfg.warmup_steps)
@@ -70,20 +71,21 @@ class Learner:
         self.set_algorithm(algo_spec)
 
     def set_algorithm(self, algo_spec: dict) -> None:
-        """The loss side of the algorithm (stateless here: algorithm state lives on the driver)."""
+        """Build the algorithm's loss part (pure; its state lives on the driver)."""
         import algorithms
 
-        self.algo = algorithms.build(algo_spec)
+        self.loss = algorithms.build_loss(algo_spec)
 
     # ----- forward passes -------------------------------------------------------------------
     def _forward(self, mb, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = {k: mb.extra[k].to(self.device) for k in ("input_ids", "attention_mask", "resp_start")}
-        return response_logprobs(self.engine, x["input_ids"], x["attention_mask"], x["resp_start"],
-                                 mb.response_ids.to(self.device), self.temperature, with_entropy)
+        return response_logprobs(self.engine, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
+                                 mb.resp_start.to(self.device), mb.response_ids.to(self.device), self.temperature,
+                                 with_entropy)
 
     @torch.no_grad()
-    def compute_logprobs(self, batch, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log-probs (and entropy) of this rank's shard under the current weights, in micro-batches."""
+    def compute_logprobs(self, batch, with_entropy: bool) -> dict[str, Any]:
+        """Log-probs (and entropy) of this rank's shard under the current weights, in micro-batches;
+        with entropy (the old-log-prob pass) also the engine-vs-learner metrics as (sum, weight)."""
         self.engine.eval()
         logps, ents = [], []
         for start in range(0, len(batch), self.cfg.micro_batch_size):
@@ -91,7 +93,10 @@ class Learner:
             logp, ent = self._forward(mb, with_entropy)
             logps.append(logp.cpu())
             ents.append(ent.cpu() if ent is not None else None)
-        return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+        logp = torch.cat(logps)
+        ent = torch.cat(ents) if with_entropy else None
+        metrics = logprob_metrics(batch.response_mask, logp, ent, batch.sampling_logp) if with_entropy else {}
+        return {"logp": logp, "entropy": ent, "metrics": metrics}
 
     # ----- update ---------------------------------------------------------------------------
     def train_minibatch(self, shard, n_micro: int) -> dict[str, Any]:
@@ -102,17 +107,16 @@ class Learner:
 
         self.engine.train()
         self.engine.set_train_batch_size(n_micro * self.world_size)  # gas = n_micro
-        cuts = micro_cuts(shard, n_micro, self.algo.group_aligned_microbatches)
-        metrics, t0 = [], time.perf_counter()
+        cuts = micro_cuts(shard, n_micro, self.loss.group_aligned_microbatches)
+        metrics, t0, grad_norm = [], time.perf_counter(), None
         for a, b in zip(cuts[:-1], cuts[1:]):
-            mb = _to_device(shard.index(torch.arange(a, b)), self.device)
+            mb = shard.index(torch.arange(a, b)).to(self.device)
             logp, ent = self._forward(mb, True)
-            m_extra = _fused_rollout_metrics(mb, logp, ent) if mb.entropy is None else {}
+            # no old-log-prob pass ran (no entropy came with the batch): measure here what it would have
+            m_extra = {} if mb.entropy is not None else logprob_metrics(_real_tokens(mb), logp, ent, mb.sampling_logp)
             if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
                 mb.old_logp = logp.detach()
-            if self.cfg.tis_cap > 0:
-                m_extra.update(_apply_tis(mb, self.cfg.tis_cap))
-            loss, m = self.algo.loss(logp, mb, entropy=ent)
+            loss, m = self.loss(logp, mb, entropy=ent)
             m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
             self.engine.backward(loss * n_micro * self.world_size)
@@ -167,47 +171,30 @@ class Learner:
         return float(sum(v.double().abs().sum() for v in state.values()))
 
 
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """HF gradient checkpointing (`model.gradient_checkpointing`): each decoder layer's activations are
+    recomputed in the backward instead of kept from the forward: less memory, ~1/3 more compute."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+
+
 def _real_tokens(mb) -> torch.Tensor:
     """(N,T) 1.0 on the response tokens of real rows (zero-weight padding rows excluded)."""
     return (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
 
 
-def _fused_rollout_metrics(mb, logp: torch.Tensor, entropy: torch.Tensor) -> dict[str, tuple[float, float]]:
-    """No separate old-log-prob pass ran, so measure here what it would have: the engine-vs-learner
-    log-prob gap and the rollout entropy (padding rows excluded)."""
-    real = _real_tokens(mb)
-    w = float(real.sum())
-    diff = ((logp.detach() - mb.sampling_logp).abs() * real).sum() if mb.sampling_logp is not None else 0.0
-    return {"rollout/logprob_diff": (float(diff), w), "rollout/entropy": (float((entropy.detach() * real).sum()), w)}
-
-
-def _apply_tis(mb, cap: float) -> dict[str, tuple[float, float]]:
-    """Multiply the micro-batch's token weights by the TIS weights min(pi_old / pi_engine, cap)."""
-    from algorithms import truncated_is_weights
-
-    if mb.sampling_logp is None:
-        raise ValueError("learner.tis_cap needs the engine's sampling log-probs, and this batch has none")
-    w = truncated_is_weights(mb.old_logp, mb.sampling_logp, cap) * mb.response_mask
-    tw = mb.extra.get("token_weights")
-    mb.extra["token_weights"] = w if tw is None else tw * w
-    real = _real_tokens(mb)
-    n = float(real.sum())
-    capped = (mb.old_logp - mb.sampling_logp > math.log(cap)).float()
-    return {"rollout/tis_weight_mean": (float((w * real).sum()), n),
-            "rollout/tis_capped_frac": (float((capped * real).sum()), n)}
-
-
-def _to_device(mb, device: torch.device):
-    if device.type == "cpu":
-        return mb
-    import dataclasses
-
-    fields = {f.name: getattr(mb, f.name) for f in dataclasses.fields(mb)}
-    for k, v in fields.items():
-        if isinstance(v, torch.Tensor):
-            fields[k] = v.to(device)
-    fields["extra"] = {k: v.to(device) for k, v in mb.extra.items()}
-    return type(mb)(**fields)
+def logprob_metrics(mask: torch.Tensor, logp: torch.Tensor, entropy: torch.Tensor | None,
+                    sampling_logp: torch.Tensor | None) -> dict[str, tuple[float, float]]:
+    """rollout/logprob_diff (mean |learner - engine| log-prob) and rollout/entropy over the tokens of
+    `mask`, as (weighted sum, weight) so they reduce exactly over micro-batches and ranks."""
+    m = mask.to(logp.dtype)
+    w = float(m.sum())
+    out: dict[str, tuple[float, float]] = {}
+    if sampling_logp is not None:
+        out["rollout/logprob_diff"] = (float(((logp.detach() - sampling_logp).abs() * m).sum()), w)
+    if entropy is not None:
+        out["rollout/entropy"] = (float((entropy.detach() * m).sum()), w)
+    return out
 
 
 def _atomic_replace(tmp: Path, final: Path) -> None:

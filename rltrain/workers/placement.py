@@ -2,36 +2,39 @@
 
 One placement group holds a bundle per actor: learner ranks, rollout workers and (optionally) the
 reference. On a CPU machine the bundles split the declared CPUs between the roles, and
-`cpu_threads` sets each actor's torch threads: the synchronous schedule runs one phase at a time,
-so each actor may use all cores while it works; `one_step_off` runs generation and the update at
-once, so the cores are split between them. With GPUs each learner rank and rollout worker gets one
-GPU of its own.
+`cpu_threads` sets each actor's torch threads: a schedule that runs one phase at a time lets each
+actor use all cores while it works; one whose generation overlaps the update (its
+`overlaps_generation`) splits the cores between them. With GPUs each learner rank and rollout
+worker gets one GPU of its own.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import socket
 from dataclasses import dataclass
 
 import ray
-import torch
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rltrain.config import Config, engine_dtype
+from rltrain.config.schema import engine_options
+from rltrain.engines import resolve_engine_name
+from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.reference import Reference
 from rltrain.workers.rollout_worker import RolloutWorker
 
 
 @dataclass
-class ActorGroup:
-    learners: list
-    workers: list
-    reference: object | None
+class Actors:
+    """The actors of a run: learner ranks, rollout workers and the optional reference, as groups."""
+
+    learners: RankGroup
+    workers: RankGroup
+    reference: RankGroup | None
     pg: object
 
 
@@ -50,19 +53,20 @@ def _bundles(n_actors: int) -> list[dict]:
     return [{"CPU": share} for _ in range(n_actors)]
 
 
-def cpu_threads(cfg: Config, cores: int | None = None) -> tuple[int, int]:
+def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[int, int]:
     """(torch threads per learner rank, per rollout worker); `learner.threads` / `rollout.threads`
-    win when set."""
+    win when set. `overlap`: generation runs while the learners update."""
     cores = cores or os.cpu_count() or 2
     n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
-    if cfg.trainer.schedule == "sync":
+    if not overlap:
         learn, roll = max(1, cores // n_learn), cores
     else:  # generation and the update overlap: one share of the cores each
         learn = roll = max(1, cores // (n_learn + n_work))
     return cfg.learner.threads or learn, cfg.rollout.threads or roll
 
 
-def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps: int) -> ActorGroup:
+def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool) -> Actors:
+    """Place and start every actor; returns once the rollout engines are up (start-up errors surface here)."""
     n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
     n_actors = n_learn + n_work + int(need_reference)
     bundles = _bundles(n_actors)
@@ -79,36 +83,36 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, total_steps
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
 
     cores = os.cpu_count() or 2
-    learn_threads, roll_threads = cpu_threads(cfg, cores)
-    learner_cfg = dataclasses.replace(cfg.learner, threads=learn_threads)
+    learn_threads, roll_threads = cpu_threads(cfg, overlap, cores)
+    learner_cfg = cfg.learner.model_copy(update={"threads": learn_threads})
+    engine = resolve_engine_name(cfg.rollout.engine, int(ray.cluster_resources().get("GPU", 0)) > 0)
     env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
     port = _free_port()
     learners = [
         ray.remote(Learner).options(**opts(r), runtime_env=env).remote(
             model_path, learner_cfg, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
-            cfg.algorithm.spec(), cfg.trainer.seed, total_steps)
+            cfg.algorithm.spec(), cfg.trainer.seed, cfg.model.gradient_checkpointing)
         for r in range(n_learn)
     ]
     workers = [
         ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(
-            model_path, cfg.rollout.engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
-            cfg.rollout.gpu_memory_utilization, cfg.rollout.max_model_len)
+            model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
+            engine_options(cfg, engine))
         for w in range(n_work)
     ]
     reference = None
     if need_reference:
-        reference = ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
-            cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores)
-    ray.get([w.get_version.remote() for w in workers])  # surface start-up errors early
-    return ActorGroup(learners, workers, reference, pg)
+        reference = RankGroup([ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
+            cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores)])
+    group = Actors(RankGroup(learners), RankGroup(workers), reference, pg)
+    group.workers.call("get_version")  # surface start-up errors early
+    return group
 
 
-def stop_actors(group: ActorGroup) -> None:
-    for a in group.learners + group.workers + ([group.reference] if group.reference else []):
-        ray.kill(a)
+def stop_actors(group: Actors) -> None:
+    group.learners.kill()
+    group.workers.kill()
+    if group.reference is not None:
+        group.reference.kill()
     ray.util.remove_placement_group(group.pg)
-
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available() or int(ray.cluster_resources().get("GPU", 0)) > 0

@@ -1,6 +1,6 @@
 """Reference: a frozen copy of the initial (or a named) policy that computes reference log-probs.
 
-Started only when the algorithm asks for `ref_logp` (KL regularisers, ReMix's convex KL).
+Started only when a stage of the algorithm reads `ref_logp` (KL regularisers, ReMix's convex KL).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ class Reference:
         out = []
         for start in range(0, len(batch), self.micro_batch_size):
             mb = batch.index(torch.arange(start, min(start + self.micro_batch_size, len(batch))))
-            x = {k: mb.extra[k].to(self.device) for k in ("input_ids", "attention_mask", "resp_start")}
-            logp, _ = response_logprobs(self.model, x["input_ids"], x["attention_mask"], x["resp_start"],
-                                        mb.response_ids.to(self.device), self.temperature)
+            logp, _ = response_logprobs(self.model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
+                                        mb.resp_start.to(self.device), mb.response_ids.to(self.device),
+                                        self.temperature)
             out.append(logp.cpu())
         return torch.cat(out)

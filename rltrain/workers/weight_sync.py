@@ -57,6 +57,9 @@ def send_buckets(module: torch.nn.Module, zero3: bool, workers: list, version: i
     """Send all parameters to `workers` (Ray actor handles with `load_bucket`); returns metrics."""
     import ray
 
+    from rltrain.workers.group import RankGroup
+
+    group = RankGroup(workers)
     t0 = time.perf_counter()
     n_buckets, n_bytes = 0, 0
     pending: list = []
@@ -67,11 +70,11 @@ def send_buckets(module: torch.nn.Module, zero3: bool, workers: list, version: i
         if workers:
             ref = ray.put(current)
             final = version if following is None else None
-            ray.get(pending)  # at most one bucket in flight per worker
-            pending = [w.load_bucket.remote(ref, final) for w in workers]
+            group.gather(pending)  # at most one bucket in flight per worker
+            pending = group.submit("load_bucket", ref, final)
             n_bytes += sum(t.numel() * t.element_size() for _, t in current)
         n_buckets += 1
         current = following
-    ray.get(pending)
+    group.gather(pending)
     return {"sync/buckets": float(n_buckets), "sync/bytes": float(n_bytes),
             "timing_s/weight_sync": time.perf_counter() - t0}

@@ -1,6 +1,7 @@
 """Loss normalisation through the real DeepSpeed learners: the same batch trained as one micro-batch on
 one rank, or as several uneven micro-batches (gradient accumulation) on two ZeRO-2 ranks, gives the
-same loss, the same gradient norm and the same updated weights."""
+same loss, the same gradient norm and the same updated weights (with gradient checkpointing on the
+split side too). The algorithm's loss part and its TIS correction run inside the learners."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import torch
 
 import algorithms
 from algorithms import RolloutBatch
-from rltrain.workers.placement import _free_port
 from rltrain.config.schema import LearnerConfig
+from rltrain.driver.trainer import update_minibatch
+from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.logprobs import pack_rows
-from rltrain.driver.trainer import update_minibatch
+from rltrain.workers.placement import _free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +35,18 @@ def _batch(vocab: int, n_groups: int = 4, group: int = 5) -> RolloutBatch:
         response_ids=packed["response_ids"], response_mask=packed["response_mask"],
         rewards=torch.randint(0, 2, (n,), generator=g).float(),
         group_ids=torch.arange(n_groups).repeat_interleave(group), prompt_keys=[f"p{i // group}" for i in range(n)],
-        extra={k: packed[k] for k in ("input_ids", "attention_mask", "resp_start")})
+        input_ids=packed["input_ids"], attention_mask=packed["attention_mask"], resp_start=packed["resp_start"])
 
 
-def _learners(model: str, ranks: int, zero: int, spec: dict, tis_cap: float = 0.0) -> list:
-    cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1, tis_cap=tis_cap)
+def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool = False) -> RankGroup:
+    cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
     port = _free_port()
-    return [ray.remote(Learner).options(num_cpus=0.5).remote(model, cfg, r, ranks, port, "float32", 1.0, spec, 0, 1)
-            for r in range(ranks)]
+    return RankGroup([ray.remote(Learner).options(num_cpus=0.5).remote(
+        model, cfg, r, ranks, port, "float32", 1.0, spec, 0, checkpointing) for r in range(ranks)])
+
+
+def _logprobs(learners: RankGroup, batch: RolloutBatch) -> torch.Tensor:
+    return learners.call("compute_logprobs", batch, False)[0]["logp"]
 
 
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
@@ -51,9 +57,9 @@ def test_split_over_micro_batches_and_ranks_keeps_loss_and_gradient(ray_session,
     algo = algorithms.build(spec)
     batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size)
     one = _learners(default_model, 1, 0, spec)
-    two = _learners(default_model, 2, 2, spec)
+    two = _learners(default_model, 2, 2, spec, checkpointing=aggregation == "token-mean")
     try:
-        logp, _ = ray.get(one[0].compute_logprobs.remote(batch, False))
+        logp = _logprobs(one, batch)
         batch.old_logp = logp + 0.05 * torch.randn_like(logp)  # ratios != 1 so clipping is exercised
         batch.ref_logp = logp - 0.03 * torch.randn_like(logp)  # the preset's KL term is exercised too
         batch, _ = algo.prepare(batch)
@@ -62,12 +68,14 @@ def test_split_over_micro_batches_and_ranks_keeps_loss_and_gradient(ray_session,
         assert whole["actor/pg_loss"] == pytest.approx(split["actor/pg_loss"], rel=1e-5, abs=1e-7)
         assert whole["actor/grad_norm"] > 0
         assert whole["actor/grad_norm"] == pytest.approx(split["actor/grad_norm"], rel=1e-4)
+        checkpointing = ray.get(two[0].__ray_call__.remote(lambda self: self.engine.module.is_gradient_checkpointing))
+        assert checkpointing == (aggregation == "token-mean")
         w1 = ray.get(one[0].param_checksum.remote())
         w2 = ray.get(two[0].param_checksum.remote())
         assert w1 == pytest.approx(w2, rel=1e-6)
     finally:
-        for a in one + two:
-            ray.kill(a)
+        one.kill()
+        two.kill()
 
 
 def test_fused_old_logprobs_equal_a_separate_pass(ray_session, default_model):
@@ -83,32 +91,34 @@ def test_fused_old_logprobs_equal_a_separate_pass(ray_session, default_model):
     two = _learners(default_model, 2, 0, spec)
     try:
         explicit = batch.copy()
-        explicit.old_logp, _ = ray.get(one[0].compute_logprobs.remote(batch, False))
+        explicit.old_logp = _logprobs(one, batch)
         separate = update_minibatch(one, explicit, micro_batch_size=len(batch), group_aligned=False)
+        batch.sampling_logp = explicit.old_logp.clone()  # an engine that sampled with the learner's weights
         fused = update_minibatch(two, batch, micro_batch_size=4, group_aligned=False)
         assert batch.old_logp is None
         assert separate["actor/pg_loss"] == pytest.approx(fused["actor/pg_loss"], rel=1e-5, abs=1e-7)
         assert separate["actor/grad_norm"] > 0
         assert separate["actor/grad_norm"] == pytest.approx(fused["actor/grad_norm"], rel=1e-4)
-        assert "rollout/logprob_diff" in fused and "rollout/entropy" in fused
+        assert fused["rollout/logprob_diff"] < 1e-5 and fused["rollout/entropy"] > 0
     finally:
-        for a in one + two:
-            ray.kill(a)
+        one.kill()
+        two.kill()
 
 
 def test_tis_weights_the_policy_term_by_the_capped_engine_ratio(ray_session, default_model):
-    """With learner.tis_cap, an engine that sampled every token with log-prob d lower than the
-    learner's pi_old scales every token's policy term, so the gradient, by min(e^d, cap) exactly
-    (pg_loss, a weighted mean, is unchanged by a uniform weight)."""
+    """With the TIS correction (algorithm.correction: tis, cap 2), an engine that sampled every token
+    with log-prob d lower than the learner's pi_old scales every token's policy term, so the gradient,
+    by min(e^d, cap) exactly (pg_loss, a weighted mean, is unchanged by a uniform weight)."""
     from transformers import AutoConfig
 
     spec = {"preset": "grpo", "regularizer": {"name": "none"}, "aggregation": {"name": "token-mean"}}
     algo = algorithms.build(spec)
     batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size)
     batch, _ = algo.prepare(batch)
-    plain, tis_a, tis_b = (_learners(default_model, 1, 0, spec, cap) for cap in (0.0, 2.0, 2.0))
+    tis = {**spec, "correction": {"name": "tis", "cap": 2.0}}
+    plain, tis_a, tis_b = (_learners(default_model, 1, 0, s) for s in (spec, tis, tis))
     try:
-        current, _ = ray.get(plain[0].compute_logprobs.remote(batch, False))
+        current = _logprobs(plain, batch)
         base = update_minibatch(plain, batch, micro_batch_size=len(batch), group_aligned=False)
         for learners, d in ((tis_a, 0.5), (tis_b, 1.0)):
             shifted = batch.copy()
@@ -120,5 +130,5 @@ def test_tis_weights_the_policy_term_by_the_capped_engine_ratio(ray_session, def
             assert out["actor/grad_norm"] == pytest.approx(w * base["actor/grad_norm"], rel=1e-4)
             assert out["actor/pg_loss"] == pytest.approx(base["actor/pg_loss"], rel=1e-4, abs=1e-7)
     finally:
-        for a in plain + tis_a + tis_b:
-            ray.kill(a)
+        for group in (plain, tis_a, tis_b):
+            group.kill()

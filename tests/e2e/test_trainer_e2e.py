@@ -48,7 +48,7 @@ def _engine_matches_learner(trainer: Trainer) -> float:
     for r in records:
         r.reward = 0.0
     batch = to_batch(records, trainer.files.pad_id, 0)
-    logp, _ = ray.get(trainer.actors.learners[0].compute_logprobs.remote(batch, False))
+    logp = ray.get(trainer.actors.learners[0].compute_logprobs.remote(batch, False))["logp"]
     return float(((logp - batch.sampling_logp).abs() * batch.response_mask).max())
 
 
