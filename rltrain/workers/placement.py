@@ -38,7 +38,7 @@ class Actors:
     pg: object
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -88,7 +88,7 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     engine = resolve_engine_name(cfg.rollout.engine, int(ray.cluster_resources().get("GPU", 0)) > 0)
     env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
-    port = _free_port()
+    port = free_port()
     learners = [
         ray.remote(Learner).options(**opts(r), runtime_env=env).remote(
             model_path, learner_cfg, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,

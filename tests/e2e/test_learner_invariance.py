@@ -18,7 +18,7 @@ from rltrain.driver.trainer import update_minibatch
 from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.logprobs import pack_rows
-from rltrain.workers.placement import _free_port
+from rltrain.workers.placement import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def _batch(vocab: int, n_groups: int = 4, group: int = 5) -> RolloutBatch:
 
 def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool = False) -> RankGroup:
     cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
-    port = _free_port()
+    port = free_port()
     return RankGroup([ray.remote(Learner).options(num_cpus=0.5).remote(
         model, cfg, r, ranks, port, "float32", 1.0, spec, 0, checkpointing) for r in range(ranks)])
 
