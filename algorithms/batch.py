@@ -6,7 +6,8 @@ fills it; a stage names the fields it reads and writes with `BatchField` members
 
 Who writes what:
 - the runtime, when it packs the rollout: `ROLLOUT_FIELDS` (token ids, masks, model inputs, rewards,
-  groups, prompt keys, sampling log-probs, policy versions);
+  groups, prompt keys, sampling log-probs, policy versions) and the scalars `pad_id`, `step` and
+  `max_response_len` (the generation budget: DAPO's L_max, Dr.GRPO's constant normaliser);
 - the runtime's log-prob passes, on demand (when some stage reads them): `old_logp` and `entropy`
   (learners, before the driver part runs), `ref_logp` (reference actor), `cur_logp` (learners, on
   each whole mini-batch before its update);
@@ -104,6 +105,11 @@ class RolloutBatch:
     replayed: torch.Tensor | None = None         # (N,) bool: ratio against the behaviour log-probs (ReMix)
     pad_id: int = 0
     step: int = 0
+    max_response_len: int = 0  # the generation budget (rollout.max_new_tokens); 0 = unknown (use the width T)
+
+    def response_budget(self) -> int:
+        """The generation budget in tokens: `max_response_len` when the runtime set it, else the width T."""
+        return self.max_response_len or int(self.response_ids.shape[1])
 
     def __len__(self) -> int:
         return int(self.response_ids.shape[0])
@@ -154,5 +160,6 @@ class RolloutBatch:
         return dataclasses.replace(batches[0], prompt_keys=keys, **kw)
 
 
-_ROW_TENSORS = tuple(f.name for f in dataclasses.fields(RolloutBatch) if f.name not in ("prompt_keys", "pad_id", "step"))
+_SCALARS = ("prompt_keys", "pad_id", "step", "max_response_len")
+_ROW_TENSORS = tuple(f.name for f in dataclasses.fields(RolloutBatch) if f.name not in _SCALARS)
 assert set(_ROW_TENSORS) | {"prompt_keys"} == {f.value for f in BatchField}, "BatchField and RolloutBatch disagree"

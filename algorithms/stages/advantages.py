@@ -37,17 +37,18 @@ class GroupAdvantage(AdvantageEstimator):
         scale: str = meta("group", choices=("group", "none"))
         eps: float = meta(1e-6, min=0.0)
         overlong_buffer_frac: float = meta(0.0, min=0.0, lt=1.0)   # DAPO: 4096/20480 = 0.2; 0 = off
-        overlong_max_len: int = meta(0, min=0)                     # 0 = the batch width T
+        overlong_max_len: int = meta(0, min=0)       # L_max; 0 = the generation budget (rollout.max_new_tokens)
         overlong_factor: float = meta(1.0, min=0.0)
 
     def shaped_rewards(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         p = self.params
         if p.overlong_buffer_frac <= 0:
             return batch.rewards, {}
-        max_len = p.overlong_max_len or batch.response_ids.shape[1]
+        max_len = p.overlong_max_len or batch.response_budget()
         pen = overlong_penalty(_lengths(batch), max_len, p.overlong_buffer_frac * max_len, p.overlong_factor)
-        return batch.rewards + pen.to(batch.rewards.dtype), {"reward/overlong_penalty_mean": float(pen.mean()),
-                                                             "reward/overlong_frac": float((pen < 0).float().mean())}
+        return batch.rewards + pen.to(batch.rewards.dtype), {
+            "reward/overlong_penalty_mean": float(pen.mean()),
+            "reward/overlong_penalty_frac": float((pen < 0).float().mean())}
 
     def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         rewards, metrics = self.shaped_rewards(batch)

@@ -16,7 +16,8 @@ from algorithms.stages.base import Aggregation
 class ModeAggregation(Aggregation):
     @dataclass
     class Params:
-        length_budget: int | None = meta(None, gt=0)   # seq-mean-token-sum-norm only; None = batch width T
+        # seq-mean-token-sum-norm only (Dr.GRPO's constant): None = the generation budget (rollout.max_new_tokens)
+        length_budget: int | None = meta(None, gt=0)
 
     @property
     def reads(self) -> frozenset[F]:
@@ -24,7 +25,7 @@ class ModeAggregation(Aggregation):
 
     def weights(self, batch: RolloutBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
         m = batch.response_mask if mask is None else mask
-        return aggregation_weights(m, self.name, batch.group_ids, self.params.length_budget)
+        return aggregation_weights(m, self.name, batch.group_ids, self.params.length_budget or batch.response_budget())
 
 
 for _mode in AGG_MODES:

@@ -45,7 +45,7 @@ class BatchCollector:
             seen += records
             scored = [r for r in records if r.reward is not None]
             if scored:
-                keep = self.algo.keep(to_batch(scored, self.pad_id, step))
+                keep = self.algo.keep(to_batch(scored, self.pad_id, step, self.sampling.max_new_tokens))
                 kept += [r for r, k in zip(scored, keep.tolist()) if k]
             have = len({r.group for r in kept})
             need = self.prompts_per_step - have
@@ -70,7 +70,7 @@ class BatchCollector:
         oldest = min(r.version for r in kept)
         metrics["rollout/weight_version"] = float(oldest)
         metrics["rollout/staleness"] = float(version - oldest)
-        batch = to_batch(kept, self.pad_id, step)
+        batch = to_batch(kept, self.pad_id, step, self.sampling.max_new_tokens)
         if oldest < version:  # off-policy: the ratio is taken against the policy that sampled
             batch.old_logp = batch.sampling_logp.clone()
         return batch, metrics

@@ -94,7 +94,7 @@ class Rollout:
             rec.reward_parts = {name: vals[i] for name, vals in parts.items()}
 
 
-def to_batch(records: list[Record], pad_id: int, step: int) -> RolloutBatch:
+def to_batch(records: list[Record], pad_id: int, step: int, max_response_len: int = 0) -> RolloutBatch:
     """Pack scored records into the typed update batch (sampling log-probs aligned to tokens)."""
     packed = pack_rows([r.prompt_ids for r in records], [r.response_ids or [pad_id] for r in records], pad_id)
     mask = packed["response_mask"]
@@ -111,6 +111,7 @@ def to_batch(records: list[Record], pad_id: int, step: int) -> RolloutBatch:
         group_ids=torch.tensor([groups[r.group] for r in records], dtype=torch.long),
         prompt_keys=[r.row.key for r in records], sampling_logp=sampling_logp,
         versions=torch.tensor([r.version for r in records], dtype=torch.long), pad_id=pad_id, step=step,
+        max_response_len=max_response_len,
         input_ids=packed["input_ids"], attention_mask=packed["attention_mask"], resp_start=packed["resp_start"],
     )
 

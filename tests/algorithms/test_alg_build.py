@@ -127,6 +127,34 @@ def test_dapo_overlong_shaping_reads_lengths_from_mask():
     assert torch.equal(plain.advantages, torch.zeros_like(plain.advantages))
 
 
+def test_dapo_overlong_l_max_is_the_generation_budget_not_the_batch_width():
+    # budget 20 (rollout.max_new_tokens), batch width 10: buffer .2*20 = 4, expected length 16.
+    # Lengths 5 and 9 are far from the budget: no penalty (with L_max = width 10, length 9 was penalised)
+    b = _two_sample_batch([5, 9], [1.0, 1.0])
+    b.max_response_len = 20
+    batch, metrics = algorithms.build({"preset": "dapo"}).prepare(b)
+    assert metrics["reward/overlong_penalty_frac"] == 0.0 and torch.equal(batch.advantages, torch.zeros(2, 10))
+    # budget 10 again, with lengths 5 and 9: one of two samples penalised
+    b.max_response_len = 10
+    _, metrics = algorithms.build({"preset": "dapo"}).prepare(b)
+    assert metrics["reward/overlong_penalty_frac"] == 0.5
+
+
+def test_dr_grpo_normaliser_is_a_constant():
+    # seq-mean-token-sum-norm: w = m / (N_seq * budget), budget = max_response_len, whatever the batch width
+    b = _two_sample_batch([3, 5], [1.0, 0.0], T=6)
+    b.max_response_len = 16
+    batch, _ = algorithms.build({"preset": "dr_grpo"}).prepare(b)
+    assert torch.allclose(batch.loss_weights, b.response_mask / (2 * 16))
+    wider = _two_sample_batch([3, 5], [1.0, 0.0], T=12)  # same samples padded wider: same weights
+    wider.max_response_len = 16
+    wide_batch, _ = algorithms.build({"preset": "dr_grpo"}).prepare(wider)
+    assert torch.allclose(wide_batch.loss_weights[:, :6], batch.loss_weights)
+    # an explicit length_budget wins
+    fixed, _ = algorithms.build({"preset": "dr_grpo", "aggregation": {"length_budget": 4}}).prepare(b)
+    assert torch.allclose(fixed.loss_weights, b.response_mask / (2 * 4))
+
+
 def test_dcpo_plus_forking_composition():
     algo = algorithms.build({"preset": "dcpo+forking"})
     batch, metrics = algo.prepare(random_batch())

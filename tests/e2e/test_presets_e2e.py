@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TELLTALES = {
     "grpo": ["actor/kl_loss"],
     "dr_grpo": ["actor/clipfrac_high"],
-    "dapo": ["reward/overlong_frac", "rollout/gen_rounds"],
+    "dapo": ["reward/overlong_penalty_frac", "rollout/gen_rounds"],
     "dapo+forking": ["forking/selected_frac", "forking/entropy_threshold"],
     "gtpo": ["gtpo/conflict_frac", "gtpo/filtered_frac"],
     "dcpo": ["dcpo/nonzero_adv_frac", "dcpo/clip_high_mean"],
