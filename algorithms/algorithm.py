@@ -29,22 +29,26 @@ from algorithms.batch import (LEARNER_FIELDS, LOGPROB_PASS_FIELDS, MINIBATCH_PAS
                               BatchField, RolloutBatch)
 from algorithms.presets import resolve_spec
 from algorithms.registry import STAGE_KINDS, ConfigError, make_stage
-from algorithms.stages.base import Metrics, wmean
+from algorithms.stages.base import Max, Metrics, wmean
 
 LOSS_KINDS = ("objective", "regularizer", "correction")
 
 
 def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
     """Exact reduction of (weighted_sum, weight) metrics over micro-batches/ranks: sum(ws)/sum(w).
-    Plain numbers count as (value, 1). Keys whose total weight is 0 are left out."""
+    Plain numbers count as (value, 1); `Max` values reduce by max. Keys whose total weight is 0 are left out."""
     acc: dict[str, list[float]] = {}
+    maxima: dict[str, float] = {}
     for d in metric_dicts:
         for k, v in d.items():
+            if isinstance(v, Max):
+                maxima[k] = max(maxima.get(k, float("-inf")), float(v))
+                continue
             s, w = (float(v[0]), float(v[1])) if isinstance(v, (tuple, list)) else (float(v), 1.0)
             a = acc.setdefault(k, [0.0, 0.0])
             a[0] += s
             a[1] += w
-    return {k: s / w for k, (s, w) in acc.items() if w != 0}
+    return {**{k: s / w for k, (s, w) in acc.items() if w != 0}, **maxima}
 
 
 def _fields(stage: Any, attr: str, kind: str) -> frozenset[BatchField]:

@@ -45,9 +45,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dcpo": {"advantage": {"name": "dcpo"},
              "objective": {"name": "dcpo", "eps_low": 0.16, "eps_high": 0.2, "max_high": 10.0, "dual_clip": 10.0},
              "aggregation": {"name": "group-token-mean"}},
+    # BAPO: the paper's search (positive share rho0 .4, c_high first); mode "code" is the official code's
     "bapo": {"advantage": {"name": "group"},
-             "objective": {"name": "bapo", "target": 1.0, "low_start": 0.6, "low_max": 0.8, "low_step": 0.05,
-                           "high_start": 1.2, "high_max": 2.0, "high_step": 0.05, "dual_clip": 3.0, "mode": "code"},
+             "objective": {"name": "bapo", "target": 0.4, "low_start": 0.6, "low_max": 0.9, "low_step": 0.02,
+                           "high_start": 1.2, "high_max": 3.0, "high_step": 0.05, "dual_clip": 3.0, "mode": "paper"},
              "aggregation": {"name": "token-mean"}},
     "pacs": {"advantage": {"name": "pacs", "threshold": 0.5},
              "objective": {"name": "pacs", "beta": 1.0, "baseline": "rloo", "weighting": "question"},

@@ -25,7 +25,11 @@ import torch
 
 from algorithms.batch import BatchField, RolloutBatch
 
-Metrics = dict[str, tuple[float, float]]
+Metrics = dict[str, "tuple[float, float] | Max"]
+
+
+class Max(float):
+    """A metric value reduced by max over micro-batches and ranks (not averaged): `reduce_metrics`."""
 
 
 def wmean(name: str, x: torch.Tensor, w: torch.Tensor) -> Metrics:
@@ -33,6 +37,12 @@ def wmean(name: str, x: torch.Tensor, w: torch.Tensor) -> Metrics:
     x = x.detach().to(torch.float64)
     w = w.detach().to(torch.float64)
     return {name: (float((x * w).sum()), float(w.sum()))}
+
+
+def wmax(name: str, x: torch.Tensor, w: torch.Tensor) -> Metrics:
+    """{name: Max(max of x where w > 0)} (nothing when no token carries weight)."""
+    sel = x.detach()[w.detach() > 0]
+    return {name: Max(float(sel.max()))} if sel.numel() else {}
 
 
 def need(value: torch.Tensor | None, what: str, stage: str) -> torch.Tensor:

@@ -21,7 +21,7 @@ from algorithms.core import clip_fractions, clipped_surrogate
 from algorithms.dcpo import dynamic_clip_bounds
 from algorithms.registry import ParamError, meta, register
 from algorithms.remix import RemixSchedule
-from algorithms.stages.base import Metrics, Objective, need, wmean
+from algorithms.stages.base import Metrics, Objective, need, wmax, wmean
 
 
 def clip_loss(logp: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, low, high, dual: float | None,
@@ -31,6 +31,8 @@ def clip_loss(logp: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, low, hig
     ratio = torch.exp((logp - old).clamp(-20.0, 20.0)).detach()
     metrics = wmean("actor/pg_loss", per_tok, w)
     metrics.update(wmean("actor/ppo_kl", old - logp, w))
+    metrics.update(wmean("is/ratio_mean", ratio, w))
+    metrics.update(wmax("is/ratio_max", ratio, w))
     for key, ind in clip_fractions(ratio, adv, low, high, dual).items():
         metrics.update(wmean(f"actor/{key}", ind, w))
     return (per_tok * w).sum(), metrics
@@ -86,27 +88,32 @@ class BAPOClip(Objective):
     """Bounds searched on the whole mini-batch before its update, from the current policy's ratio
     (`cur_logp` against `old_logp`), then fixed for every micro-batch of that mini-batch."""
 
-    prepare_reads = frozenset({F.CUR_LOGP, F.OLD_LOGP, F.ADVANTAGES, F.LOSS_WEIGHTS})
     writes = frozenset({F.CLIP_LOW, F.CLIP_HIGH})
     reads = _CLIP_READS | writes
 
     @dataclass
-    class Params:
-        target: float = meta(1.0, gt=0.0)       # pos/neg = rho0/(1-rho0); yaml default 1 (rho0 = 0.5)
+    class Params:  # defaults: the paper's (mode "paper"); the official code's: target 1, low .6->.8 step .05,
+        # high 1.2->2.0 step .05 (see algorithms/bapo.py)
+        target: float = meta(0.4, gt=0.0)       # paper: positive share rho0; code: pos/neg = rho0/(1-rho0)
         low_start: float = meta(0.6, gt=0.0, max=1.0)
-        low_max: float = meta(0.8, gt=0.0, max=1.0)
-        low_step: float = meta(0.05, gt=0.0)
+        low_max: float = meta(0.9, gt=0.0, max=1.0)
+        low_step: float = meta(0.02, gt=0.0)
         high_start: float = meta(1.2, min=1.0)
-        high_max: float = meta(2.0, min=1.0)
+        high_max: float = meta(3.0, min=1.0)
         high_step: float = meta(0.05, gt=0.0)
         dual_clip: float | None = meta(3.0, gt=1.0)
-        mode: str = meta("code", choices=BAPO_MODES)
+        mode: str = meta("paper", choices=BAPO_MODES)
 
         def validate(self) -> None:
             if self.low_max < self.low_start:
                 raise ParamError("low_max", f"must be >= low_start ({self.low_start})")
             if self.high_max < self.high_start:
                 raise ParamError("high_max", f"must be >= high_start ({self.high_start})")
+
+    @property
+    def prepare_reads(self) -> frozenset[F]:
+        base = {F.CUR_LOGP, F.OLD_LOGP, F.ADVANTAGES, F.LOSS_WEIGHTS}
+        return frozenset(base | {F.SAMPLING_LOGP} if self.params.mode == "paper" else base)
 
     def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
         cur = need(mb.cur_logp, "cur_logp", "objective bapo")
@@ -115,13 +122,14 @@ class BAPOClip(Objective):
         ratio = torch.exp((cur - old).clamp(-20.0, 20.0))
         w = mb.loss_weights * mb.token_weights if mb.token_weights is not None else mb.loss_weights
         carrying = (w > 0).to(ratio.dtype)
+        behaviour = torch.exp(mb.sampling_logp) if p.mode == "paper" else None  # pi_rollout(y_t)
         c_low, c_high = adaptive_bounds(ratio, mb.advantages, carrying, p.target, p.low_start, p.low_max,
-                                        p.low_step, p.high_start, p.high_max, p.high_step, p.mode)
-        value = min(contribution_ratio(ratio, mb.advantages, carrying, c_low, c_high, p.mode), 1e6)
+                                        p.low_step, p.high_start, p.high_max, p.high_step, p.mode, behaviour)
+        value = min(contribution_ratio(ratio, mb.advantages, carrying, c_low, c_high, p.mode, behaviour), 1e6)
         out = mb.copy()
         out.clip_low = torch.full((len(mb),), c_low, dtype=torch.float64)
         out.clip_high = torch.full((len(mb),), c_high, dtype=torch.float64)
-        return out, {"bapo/c_low": c_low, "bapo/c_high": c_high, "bapo/pos_neg_ratio": value}
+        return out, {"bapo/c_low_mean": c_low, "bapo/c_high_mean": c_high, "bapo/balance": value}
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         if mb.clip_low is None or mb.clip_high is None:

@@ -70,6 +70,8 @@ class BatchCollector:
         oldest = min(r.version for r in kept)
         metrics["rollout/weight_version"] = float(oldest)
         metrics["rollout/staleness"] = float(version - oldest)
+        metrics["rollout/staleness_mean"] = sum(version - r.version for r in kept) / len(kept)
+        metrics["rollout/staleness_max"] = float(version - oldest)
         batch = to_batch(kept, self.pad_id, step, self.sampling.max_new_tokens)
         if oldest < version:  # off-policy: the ratio is taken against the policy that sampled
             batch.old_logp = batch.sampling_logp.clone()

@@ -190,9 +190,10 @@ def test_gtpo_loss_matches_per_completion_formula():
 
 
 def test_reduce_metrics_exact():
-    out = algorithms.reduce_metrics([{"a": (2.0, 1.0), "b": (0.0, 0.0)}, {"a": (4.0, 3.0), "c": 5.0}])
-    # a: (2+4)/(1+3) ; b has zero weight -> dropped ; c plain -> (5, 1)
-    assert out == {"a": 1.5, "c": 5.0}
+    out = algorithms.reduce_metrics([{"a": (2.0, 1.0), "b": (0.0, 0.0), "m": algorithms.Max(2.0)},
+                                     {"a": (4.0, 3.0), "c": 5.0, "m": algorithms.Max(-1.0)}])
+    # a: (2+4)/(1+3) ; b has zero weight -> dropped ; c plain -> (5, 1) ; m: max(2, -1)
+    assert out == {"a": 1.5, "c": 5.0, "m": 2.0}
 
 
 def test_dcpo_state_dict_round_trip():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from algorithms.bapo import adaptive_bounds
+from algorithms.bapo import adaptive_bounds, contribution_ratio
 from algorithms.forking import high_entropy_mask
 from algorithms.gspo import sequence_ratio
 from algorithms.gtpo import conflict_weights, entropy_filtered_advantages
@@ -59,19 +59,25 @@ def test_bapo_code_mode_raises_high_bound():
     assert adaptive_bounds(r, -a, m, 1.0, 0.6, 0.8, 0.05, 1.2, 2.0, 0.05) == (0.6, 1.2)
 
 
-def test_bapo_paper_mode_raises_low_bound():
-    r = torch.tensor([[1.0, 0.72, 0.72, 1.0]])
-    a = torch.tensor([[1.0, -1.0, -1.0, -1.0]])
+def test_bapo_paper_mode_eq8_and_algorithm1():
+    r = torch.tensor([[1.5, 1.0, 1.0]])
+    a = torch.tensor([[1.0, -1.0, -1.0]])
+    p_b = torch.tensor([[0.5, 0.5, 1.0]])  # behaviour token probabilities pi_rollout(y_t)
     m = torch.ones_like(r)
-    # paper: neg counts A<0 tokens with r >= c_low. c_low .6/.65/.70: neg = .72+.72+1 = 2.44, pos 1 -> .41
-    # c_low .75: the two .72 tokens drop out -> neg 1, pos/neg = 1 >= .9 -> stop, c_high untouched
-    c_low, c_high = adaptive_bounds(r, a, m, 0.9, 0.6, 0.8, 0.05, 1.2, 2.0, 0.05, mode="paper")
-    assert c_low == pytest.approx(0.75) and c_high == 1.2
-    # code mode on the same data never reaches .9: pos stays 1, neg grows -> both bounds at their max
-    assert adaptive_bounds(r, a, m, 0.9, 0.6, 0.8, 0.05, 1.2, 2.0, 0.05, mode="code") == pytest.approx((0.8, 2.0))
-    # masked tokens are ignored: masking the two .72 tokens balances the batch at the start bounds
-    m2 = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
-    assert adaptive_bounds(r, a, m2, 0.9, 0.6, 0.8, 0.05, 1.2, 2.0, 0.05, mode="code") == (0.6, 1.2)
+    # Eq. 8: pos = .5*|1|*min(1.5, c_high); neg = .5*max(1, c_low) + 1*max(1, c_low) = 1.5 (c_low <= 1)
+    # start c_high 1.2: rho = .6/2.1 = .2857 ; 1.25: .625/2.125 = .2941 ; 1.30: .65/2.15 = .3023 >= .3 -> stop
+    assert contribution_ratio(r, a, m, 0.6, 1.2, "paper", p_b) == pytest.approx(0.6 / 2.1)
+    bounds = adaptive_bounds(r, a, m, 0.3, 0.6, 0.9, 0.02, 1.2, 3.0, 0.05, mode="paper", behaviour_prob=p_b)
+    assert bounds == pytest.approx((0.6, 1.30))
+    # c_high first up to b+ = 1.5 (rho .75/2.25 = .333 < .4), then c_low by .02 until c_low + .02 > b- = .9;
+    # raising c_low does not lower neg (max(r, c_low) with r = 1), so the search ends at (.9, 1.5)
+    bounds = adaptive_bounds(r, a, m, 0.4, 0.6, 0.9, 0.02, 1.2, 1.5, 0.05, mode="paper", behaviour_prob=p_b)
+    assert bounds == pytest.approx((0.9, 1.5))
+    # the behaviour weights matter: unweighted, rho = 1.2/3.2 = .375 >= .3 at the start bounds
+    assert adaptive_bounds(r, a, m, 0.3, 0.6, 0.9, 0.02, 1.2, 3.0, 0.05, mode="paper") == (0.6, 1.2)
+    # masked tokens count nothing: masking both negatives leaves rho = 1
+    m2 = torch.tensor([[1.0, 0.0, 0.0]])
+    assert contribution_ratio(r, a, m2, 0.6, 1.2, "paper", p_b) == 1.0
 
 
 def test_pacs_loss_hand():
