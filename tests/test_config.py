@@ -133,3 +133,8 @@ def test_to_dict_round_trips_through_load(tmp_path):
 def test_missing_yaml_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load(str(tmp_path / "nope.yaml"), [])
+
+
+def test_top_p_below_one_is_refused_naming_why():
+    with pytest.raises(ConfigError, match=r"^rollout\.top_p: must be 1\.0, got 0\.9: .*truncated"):
+        load(None, ["rollout.top_p=0.9"])

@@ -88,6 +88,15 @@ class RolloutConfig(Section):
         check_engine_name(name)
         return name
 
+    @field_validator("top_p")
+    @classmethod
+    def _full_distribution(cls, top_p: float) -> float:
+        if top_p < 1:  # the engine's log-probs would come from the truncated distribution, the learner's not
+            raise ValueError(f"must be 1.0, got {top_p}: with top_p < 1 the engine's sampling log-probs come from the "
+                             "truncated, renormalised distribution while the learners score the full one, so "
+                             "every ratio and KL would be biased (learner-side truncation is not implemented)")
+        return top_p
+
     @field_validator("engine_options")
     @classmethod
     def _options_only_for_import_paths(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
