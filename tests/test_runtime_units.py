@@ -121,3 +121,18 @@ def test_gradient_checkpointing_keeps_less_for_backward_and_the_same_gradient(de
     print(f"saved for backward: {plain_bytes} B plain, {ckpt_bytes} B with checkpointing")
     assert ckpt_bytes < 0.8 * plain_bytes, (ckpt_bytes, plain_bytes)
     assert torch.allclose(plain_grad, ckpt_grad, atol=1e-6)
+
+
+def test_reward_runner_weights_parts_and_drops_unscored_samples():
+    from rltrain.config import load
+    from rltrain.data import PromptRow
+    from rltrain.driver.rewards import RewardRunner
+
+    cfg = load(None, ["reward.functions=[{name: exact_match}, {name: overlong, weight: 0.5, "
+                      "params: {max_length: 4, cache_length: 2}}]"])
+    runner = RewardRunner(cfg.reward)
+    rows = [PromptRow("p", "12", {}, "a"), PromptRow("p", None, {}, "b")]  # row b has no answer: exact_match -> None
+    total, parts = runner(["p", "p"], ["12", "1234567"], rows)
+    # overlong (characters): "12" is within L_max - L_cache = 2 -> 0; "1234567" is past L_max = 4 -> -1
+    assert parts == {"exact_match": [1.0, None], "overlong": [0.0, -1.0]}
+    assert total == [1.0, None]  # row a: 1*1 + .5*0 ; row b: dropped, whatever the overlong part says

@@ -1,15 +1,16 @@
 """Scores completions with the configured reward functions (the `rewards` package).
 
 Each function has TRL's signature `fn(prompts, completions, **columns) -> list[float | None]`;
-dataset columns (the answer and every other column of the row) arrive as keyword arguments.
-The total is the weighted sum; a sample any function could not score (None) is dropped from the
-update, and logged. Per-sample time limits and error handling come from `rewards.load`.
+dataset columns (the answer and every other column of the row) arrive as keyword arguments. The
+total is `rewards.combine`'s weighted sum with `missing="none"`: a sample any function could not
+score (None) gets None and is dropped from the update, and the runner logs which function missed.
+Per-sample time limits and error handling come from `rewards.load`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 from rltrain.config.schema import RewardConfig
 from rltrain.data import PromptRow
@@ -22,14 +23,16 @@ class RewardRunner:
         import rewards
 
         self.answer_key = answer_key
-        self.fns: list[tuple[str, float, Callable]] = []
+        self.labels: list[str] = []
+        parts = []
         for i, fc in enumerate(cfg.functions):
             try:
                 fn = rewards.load(fc.name, timeout_s=cfg.timeout_s, **fc.params)
             except Exception as e:  # name the config entry, not just the import error
                 raise ValueError(f"reward.functions[{i}].name={fc.name!r}: cannot load: {e}") from e
-            label = fc.name.split(":")[-1].split(".")[-1]
-            self.fns.append((label, fc.weight, fn))
+            self.labels.append(fc.name.split(":")[-1].split(".")[-1])
+            parts.append((fn, fc.weight))
+        self.combined = rewards.combine(parts, missing="none")
 
     def columns(self, rows: list[PromptRow]) -> dict[str, list[Any]]:
         cols: dict[str, list[Any]] = {self.answer_key: [r.answer for r in rows]}
@@ -41,21 +44,11 @@ class RewardRunner:
 
     def __call__(self, prompts: list, completions: list[str], rows: list[PromptRow]
                  ) -> tuple[list[float | None], dict[str, list[float | None]]]:
-        cols = self.columns(rows)
-        parts: dict[str, list[float | None]] = {}
-        for label, _, fn in self.fns:
-            scores = list(fn(prompts, completions, **cols))
-            if len(scores) != len(completions):
-                raise ValueError(f"reward {label!r} returned {len(scores)} scores for {len(completions)} completions")
-            parts[label] = [None if s is None else float(s) for s in scores]
-        total: list[float | None] = []
-        for i in range(len(completions)):
-            vals = [(w, parts[label][i]) for label, w, _ in self.fns]
-            if any(v is None for _, v in vals):
-                missing = [label for (label, _, _), (_, v) in zip(self.fns, vals) if v is None]
+        total = self.combined(prompts, completions, **self.columns(rows))
+        parts = dict(zip(self.labels, self.combined.last_parts.values()))
+        for i, t in enumerate(total):
+            if t is None:
+                missing = [label for label, scores in parts.items() if scores[i] is None]
                 log.warning("sample %d (prompt %s): no score from %s; dropped from the update",
                             i, rows[i].key, ", ".join(missing))
-                total.append(None)
-            else:
-                total.append(sum(w * v for w, v in vals))
         return total, parts
