@@ -85,12 +85,14 @@ def test_cpu_threads_split_cores_only_when_phases_overlap():
     from rltrain.workers.placement import cpu_threads
 
     def overlap(cfg):
-        return schedule_class(cfg.trainer.schedule).overlaps_generation
+        return schedule_class(cfg.trainer.schedule).overlaps_generation(cfg.trainer)
 
     sync = load(None, {"learner.num_ranks": 2})
     assert cpu_threads(sync, overlap(sync), cores=8) == (4, 8)  # one phase at a time: the engine takes all
     osf = load(None, {"trainer.schedule": "one_step_off"})
     assert cpu_threads(osf, overlap(osf), cores=2) == (1, 1)  # 1 learner + 1 worker at once
+    assert overlap(load(None, {"trainer.schedule": "async", "trainer.max_staleness": 2}))
+    assert not overlap(load(None, {"trainer.schedule": "async", "trainer.max_staleness": 0}))  # k = 0 is sync
     assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "learner.num_ranks": 2}), True, cores=6) == (2, 2)
     assert cpu_threads(load(None, {"trainer.schedule": "one_step_off", "rollout.threads": 3}), True, cores=2) == (1, 3)
 

@@ -218,11 +218,12 @@ class TrainerConfig(Section):
     resume: str | None = None  # a run directory (or "auto" = the run_name's directory when it exists)
     max_wall_s: float = 0.0  # stop cleanly after this many seconds (0 = no limit)
     num_cpus: int = 0  # local Ray: CPUs to declare (0 = all)
-    # sync: generate, then update, one phase at a time. one_step_off: generate step t+1's first
-    # round while step t updates (one weight version stale; the ratio is taken against the
-    # behaviour log-probs), and split the cores between the rollout and learner actors on CPU.
-    # Or an import path pkg.mod:Class.
+    # sync: generate, then update, one phase at a time. async: generation runs up to max_staleness
+    # weight versions ahead (stale batches train against their behaviour log-probs; on CPU the
+    # cores are split between rollout and learner actors); one_step_off = async with k = 1.
+    # Or an import path pkg.mod:Class (see rltrain/driver/schedules.py).
     schedule: str = "sync"
+    max_staleness: int = Field(1, ge=0)  # async: generation runs up to k weight versions ahead (0 = sync)
 
     @field_validator("schedule")
     @classmethod

@@ -5,23 +5,26 @@ flight (prefetching), the sampler rewind a checkpoint needs, and staleness. The 
 `next_batch` once per step and never branches on its name; `trainer.schedule` takes a registered
 name or an import path `pkg.mod:Class` to a class with the same interface:
 
-    cls(collector: BatchCollector, sampler: PromptSampler, total_steps: int)
-    cls.overlaps_generation: bool        # generation runs during the update (CPU threads are split)
+    cls(collector: BatchCollector, sampler: PromptSampler, trainer: TrainerConfig)
+    cls.overlaps_generation(trainer: TrainerConfig) -> bool   # generation runs during the update
     next_batch(step, version) -> (RolloutBatch, metrics)
     state_dict() -> dict; load_state_dict(dict)
 
 - `sync`: generate, then learn; every batch is made by the current weights.
-- `one_step_off`: step t+1's first generation round is submitted as soon as step t's batch is
-  collected, so the engines generate it (with the weights of sync t-1) while the learners update;
-  the weight sync queues behind it on each worker. Batches after the first are one version stale
-  and train against their behaviour log-probs (the collector's rule). A checkpoint taken with a
-  round in flight stores the sampler cursor from before that round, so a resumed run takes the
-  same prompts again.
+- `async` with `trainer.max_staleness: k`: generation runs up to k weight versions ahead of the
+  learner. After step t's batch is collected, rounds for steps t+1..t+k are in flight; each worker
+  runs calls in order, so the round for step t+k is generated before the sync that follows step t,
+  with the weights of sync t-1, and trains at step t+k against its behaviour log-probs (staleness k
+  from step k+1 on). k = 0 is exactly `sync`; k = 1 is `one_step_off`.
+- `one_step_off`: `async` with k = 1.
+A checkpoint taken with rounds in flight stores the sampler cursor from before the oldest of them,
+so a resumed run takes the same prompts again (it regenerates them with the restored weights).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections import deque
 from typing import Any
 
 from algorithms import RolloutBatch
@@ -29,6 +32,7 @@ from rltrain.data import PromptSampler
 
 SCHEDULES: dict[str, str] = {
     "sync": "rltrain.driver.schedules:SyncSchedule",
+    "async": "rltrain.driver.schedules:AsyncSchedule",
     "one_step_off": "rltrain.driver.schedules:OneStepOffSchedule",
 }
 
@@ -52,10 +56,12 @@ def schedule_class(name: str) -> type:
 
 
 class SyncSchedule:
-    overlaps_generation = False
+    def __init__(self, collector, sampler: PromptSampler, trainer) -> None:
+        self.collector, self.sampler, self.total_steps = collector, sampler, trainer.steps
 
-    def __init__(self, collector, sampler: PromptSampler, total_steps: int) -> None:
-        self.collector, self.sampler, self.total_steps = collector, sampler, total_steps
+    @classmethod
+    def overlaps_generation(cls, trainer) -> bool:
+        return False
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
         return self.collector.collect(step, version, self.sampler)
@@ -67,30 +73,46 @@ class SyncSchedule:
         self.sampler.load_state_dict(state["sampler"])
 
 
-class OneStepOffSchedule(SyncSchedule):
-    overlaps_generation = True
+class AsyncSchedule(SyncSchedule):
+    def __init__(self, collector, sampler: PromptSampler, trainer) -> None:
+        super().__init__(collector, sampler, trainer)
+        self.max_staleness = self.staleness_of(trainer)
+        self.in_flight: deque = deque()                 # PendingRollouts for the next steps, oldest first
+        self._cursor_before: deque[dict] = deque()      # the sampler cursor before each of them
 
-    def __init__(self, collector, sampler: PromptSampler, total_steps: int) -> None:
-        super().__init__(collector, sampler, total_steps)
-        self.in_flight = None                       # the next step's first round (a PendingRollout)
-        self._sampler_before: dict | None = None    # the cursor before that round's prompts were taken
+    @classmethod
+    def staleness_of(cls, trainer) -> int:
+        return trainer.max_staleness
+
+    @classmethod
+    def overlaps_generation(cls, trainer) -> bool:
+        return cls.staleness_of(trainer) > 0
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
-        first, self.in_flight = self.in_flight, None
+        first = None
+        if self.in_flight:
+            first = self.in_flight.popleft()
+            self._cursor_before.popleft()
         batch, metrics = self.collector.collect(step, version, self.sampler, first)
-        if step < self.total_steps:
+        while len(self.in_flight) < self.max_staleness and step + len(self.in_flight) < self.total_steps:
             self.prefetch()
         return batch, metrics
 
     def prefetch(self) -> None:
-        """Submit the next step's first generation round now (it runs during the update)."""
-        self._sampler_before = self.sampler.state_dict()
-        self.in_flight = self.collector.submit(self.sampler.take(self.collector.prompts_per_step))
+        """Submit one more generation round now (the engines run it during the coming updates)."""
+        self._cursor_before.append(self.sampler.state_dict())
+        self.in_flight.append(self.collector.submit(self.sampler.take(self.collector.prompts_per_step)))
 
-    def in_flight_prompt_keys(self) -> list[str]:
-        return [r.key for r in self.in_flight.rows] if self.in_flight is not None else []
+    def in_flight_prompt_keys(self) -> list[list[str]]:
+        """The prompt keys of each round in flight, oldest first."""
+        return [[r.key for r in pending.rows] for pending in self.in_flight]
 
     def state_dict(self) -> dict[str, Any]:
-        # a round in flight is not in the checkpoint: a resumed run takes its prompts again
-        sampler = self._sampler_before if self.in_flight is not None else self.sampler.state_dict()
-        return {"sampler": sampler}
+        # rounds in flight are not in the checkpoint: a resumed run takes their prompts again
+        return {"sampler": self._cursor_before[0] if self.in_flight else self.sampler.state_dict()}
+
+
+class OneStepOffSchedule(AsyncSchedule):
+    @classmethod
+    def staleness_of(cls, trainer) -> int:
+        return 1

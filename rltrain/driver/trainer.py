@@ -52,14 +52,14 @@ class Trainer:
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
-                                   schedule_cls.overlaps_generation)
+                                   schedule_cls.overlaps_generation(cfg.trainer))
         self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
         rc = cfg.rollout
         sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                                   top_p=rc.top_p)
         collector = BatchCollector(self.rollout, self.algo, sampling, rc.prompts_per_step, rc.max_refill_rounds,
                                    self.files.pad_id, self._timer)
-        self.schedule = schedule_cls(collector, self.sampler, cfg.trainer.steps)
+        self.schedule = schedule_cls(collector, self.sampler, cfg.trainer)
         wandb_id = self._maybe_resume()
         self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id)
 

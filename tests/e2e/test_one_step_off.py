@@ -44,7 +44,7 @@ def test_one_step_off_generates_with_previous_weights_and_resumes(tmp_path, ray_
         assert m["rollout/staleness"] == 1 and int(batch.versions.max()) == trainer.version - 1
         assert batch.old_logp is not None and torch.equal(batch.old_logp, batch.sampling_logp)
 
-        in_flight = trainer.schedule.in_flight_prompt_keys()  # the schedule prefetched the next round
+        in_flight, = trainer.schedule.in_flight_prompt_keys()  # the schedule prefetched the next round
         assert len(in_flight) == 6
         trainer.save()  # with a round in flight
     finally:
