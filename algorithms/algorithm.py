@@ -108,8 +108,7 @@ class DriverAlgorithm:
 
     def prepare(self, batch: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
         b = batch.copy()
-        adv, metrics = self.advantage.compute(b)
-        b.advantages = adv.to(torch.float32)
+        metrics = self._advantages(b)
         w_agg = self.aggregation.weights(b)
         sel, renormalise, sel_metrics = self.token_selector.select(b)
         metrics.update(sel_metrics)
@@ -121,6 +120,27 @@ class DriverAlgorithm:
         b.loss_weights = w_agg.to(torch.float32)
         metrics.update(self.objective.prepare(b))
         return b, metrics
+
+    def _advantages(self, b: RolloutBatch) -> dict[str, float]:
+        """Advantages of the fresh rows; replayed rows keep the advantages stored at generation time
+        (the estimator's other outputs are scattered back for the fresh rows, zero for replayed ones)."""
+        if b.replayed is None or not bool(b.replayed.any()):
+            adv, metrics = self.advantage.compute(b)
+            b.advantages = adv.to(torch.float32)
+            return metrics
+        fresh_rows = (~b.replayed.bool()).nonzero(as_tuple=True)[0]
+        fresh = b.index(fresh_rows)
+        adv, metrics = self.advantage.compute(fresh)
+        fresh.advantages = adv.to(torch.float32)
+        for f in _fields(self.advantage, "writes", "advantage"):
+            part = fresh.get(f)
+            if part is None:
+                continue
+            full = b.get(f).clone() if f is BatchField.ADVANTAGES else torch.zeros((len(b), *part.shape[1:]),
+                                                                                   dtype=part.dtype)
+            full[fresh_rows] = part
+            setattr(b, f.value, full)
+        return metrics
 
     def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
         return self.objective.prepare_minibatch(mb)

@@ -6,13 +6,14 @@ fills it; a stage names the fields it reads and writes with `BatchField` members
 
 Who writes what:
 - the runtime, when it packs the rollout: `ROLLOUT_FIELDS` (token ids, masks, model inputs, rewards,
-  groups, prompt keys, sampling log-probs, policy versions) and the scalars `pad_id`, `step` and
+  groups, prompt keys, sampling log-probs, policy versions, `replayed`: which rows came from the replay
+  buffer, with their advantages and behaviour log-probs as stored at generation time) and the scalars `pad_id`, `step` and
   `max_response_len` (the generation budget: DAPO's L_max, Dr.GRPO's constant normaliser);
 - the runtime's log-prob passes, on demand (when some stage reads them): `old_logp` and `entropy`
   (learners, before the driver part runs), `ref_logp` (reference actor), `cur_logp` (learners, on
   each whole mini-batch before its update);
 - stages: `advantages`, `seq_advantages`, `labels`, `loss_weights`, `token_weights`, `clip_low`,
-  `clip_high`, `replayed` (see each stage's `writes`).
+  `clip_high`, `behaviour_rows` (see each stage's `writes`).
 
 `index` and `cat` slice / concatenate every per-row field, which is how the trainer cuts
 mini-batches, rank shards and micro-batches.
@@ -54,11 +55,12 @@ class BatchField(str, enum.Enum):
     CLIP_LOW = "clip_low"
     CLIP_HIGH = "clip_high"
     REPLAYED = "replayed"
+    BEHAVIOUR_ROWS = "behaviour_rows"
 
 
 F = BatchField
 ROLLOUT_FIELDS = frozenset({F.RESPONSE_IDS, F.RESPONSE_MASK, F.INPUT_IDS, F.ATTENTION_MASK, F.RESP_START,
-                            F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS})
+                            F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS, F.REPLAYED})
 LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP})  # before the driver part, on demand
 MINIBATCH_PASS_FIELDS = frozenset({F.CUR_LOGP})                       # per mini-batch, on demand
 LEARNER_FIELDS = frozenset({F.OLD_LOGP})  # the learner takes pi_old from its own forward when no pass ran
@@ -102,7 +104,8 @@ class RolloutBatch:
     token_weights: torch.Tensor | None = None    # (N,T) token selection on top of loss_weights
     clip_low: torch.Tensor | None = None         # (N,) per-row lower ratio bound (BAPO)
     clip_high: torch.Tensor | None = None        # (N,) per-row upper ratio bound (BAPO)
-    replayed: torch.Tensor | None = None         # (N,) bool: ratio against the behaviour log-probs (ReMix)
+    replayed: torch.Tensor | None = None         # (N,) bool: taken from the replay buffer (advantages stored)
+    behaviour_rows: torch.Tensor | None = None   # (N,) bool: ratio against the behaviour log-probs (ReMix)
     pad_id: int = 0
     step: int = 0
     max_response_len: int = 0  # the generation budget (rollout.max_new_tokens); 0 = unknown (use the width T)
@@ -142,6 +145,22 @@ class RolloutBatch:
         keys = [self.prompt_keys[i] for i in rows.tolist()]
         return dataclasses.replace(self, prompt_keys=keys, **self._map_rows(take))
 
+    def padded(self, width: int, model_width: int) -> "RolloutBatch":
+        """The same rows right-padded to `width` response tokens and `model_width` model positions
+        (masks, log-probs and weights pad with 0; token ids with pad_id)."""
+        t, L = self.response_ids.shape[1], 0 if self.input_ids is None else self.input_ids.shape[1]
+        if width < t or (self.input_ids is not None and model_width < L):
+            raise ValueError(f"cannot pad a batch of widths ({t}, {L}) to ({width}, {model_width})")
+
+        def pad(name: str, x: torch.Tensor) -> torch.Tensor:
+            if x.dim() < 2:
+                return x
+            target = model_width if name in _MODEL_WIDE else width
+            value = self.pad_id if name in ("response_ids", "input_ids") else 0
+            return torch.nn.functional.pad(x, (0, target - x.shape[1]), value=value)
+
+        return dataclasses.replace(self, **self._map_rows(pad))
+
     @staticmethod
     def cat(batches: list["RolloutBatch"]) -> "RolloutBatch":
         """Concatenate rows; all batches must have the same widths and the same optional fields set."""
@@ -161,5 +180,6 @@ class RolloutBatch:
 
 
 _SCALARS = ("prompt_keys", "pad_id", "step", "max_response_len")
+_MODEL_WIDE = ("input_ids", "attention_mask")
 _ROW_TENSORS = tuple(f.name for f in dataclasses.fields(RolloutBatch) if f.name not in _SCALARS)
 assert set(_ROW_TENSORS) | {"prompt_keys"} == {f.value for f in BatchField}, "BatchField and RolloutBatch disagree"

@@ -85,7 +85,7 @@ def test_cpu_threads_split_cores_only_when_phases_overlap():
     from rltrain.workers.placement import cpu_threads
 
     def overlap(cfg):
-        return schedule_class(cfg.trainer.schedule).overlaps_generation(cfg.trainer)
+        return schedule_class(cfg.trainer.schedule).overlaps_generation(cfg)
 
     sync = load(None, {"learner.num_ranks": 2})
     assert cpu_threads(sync, overlap(sync), cores=8) == (4, 8)  # one phase at a time: the engine takes all

@@ -208,6 +208,17 @@ class LoggingConfig(Section):
     console: bool = True
 
 
+class ReplayConfig(Section):
+    """The `replay` schedule: each update batch mixes fresh groups with groups replayed from the last
+    `depth` steps (fraction `fraction` of the batch's groups), with `updates_per_batch` optimizer passes."""
+
+    fraction: float = Field(0.4, ge=0, lt=1)  # replayed share of each update batch's groups (ReMix: 0.4)
+    updates_per_batch: int = Field(2, ge=1)   # update-to-data ratio m (ReMix: 2)
+    depth: int = Field(2, ge=1)               # keep the groups of the last `depth` steps (ReMix: 2 policies)
+    max_staleness: int = Field(4, ge=0)       # evict groups more than this many versions old
+    sampling: Literal["recent", "uniform"] = "recent"
+
+
 class TrainerConfig(Section):
     steps: int = Field(120, ge=0)
     seed: int = 0
@@ -251,6 +262,7 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
 
 
 def check_algorithm(spec: dict[str, Any]) -> None:
@@ -276,6 +288,6 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 __all__ = [
     "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EvalConfig", "LearnerConfig", "LoggingConfig",
     "ModelConfig", "RENAMED", "ReferenceConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
-    "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig", "engine_dtype",
+    "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig", "engine_dtype",
     "engine_options", "load", "to_dict",
 ]

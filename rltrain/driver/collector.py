@@ -28,13 +28,14 @@ class BatchCollector:
         """Start one generation round (returns at once; the engines work in the background)."""
         return self.rollout.submit(rows, self.sampling, first_group)
 
-    def collect(self, step: int, version: int, sampler: PromptSampler,
-                first: PendingRollout | None = None) -> tuple[RolloutBatch, dict[str, float]]:
-        """Rounds until `prompts_per_step` groups pass the data policy; `first` is a round already in
-        flight (a schedule's prefetch), else the first round is submitted here."""
+    def collect(self, step: int, version: int, sampler: PromptSampler, first: PendingRollout | None = None,
+                n_groups: int | None = None) -> tuple[RolloutBatch, dict[str, float]]:
+        """Rounds until `n_groups` (default `prompts_per_step`) groups pass the data policy; `first` is a
+        round already in flight (a schedule's prefetch), else the first round is submitted here."""
         kept: list[Record] = []
         seen: list[Record] = []
-        need, group_base, have = self.prompts_per_step, 0, 0
+        wanted = n_groups or self.prompts_per_step
+        need, group_base, have = wanted, 0, 0
         for attempt in range(1 + self.max_refill_rounds):
             pending = first if attempt == 0 and first is not None else self.submit(sampler.take(need), group_base)
             with self.timer("rollout", accumulate=True):
@@ -48,18 +49,18 @@ class BatchCollector:
                 keep = self.algo.keep(to_batch(scored, self.pad_id, step, self.sampling.max_new_tokens))
                 kept += [r for r, k in zip(scored, keep.tolist()) if k]
             have = len({r.group for r in kept})
-            need = self.prompts_per_step - have
+            need = wanted - have
             if need <= 0:
                 break
         else:
-            print(f"[rltrain] step {step}: data policy kept {have} of {self.prompts_per_step} prompt groups after "
+            print(f"[rltrain] step {step}: data policy kept {have} of {wanted} prompt groups after "
                   f"{1 + self.max_refill_rounds} generation rounds (rollout.max_refill_rounds); the data is too hard "
                   f"or too easy for this filter; training on the {have} groups kept", flush=True)
-        return self._batch(step, version, kept, seen, attempt + 1)
+        return self._batch(step, version, kept, seen, attempt + 1, wanted)
 
     def _batch(self, step: int, version: int, kept: list[Record], seen: list[Record],
-               rounds: int) -> tuple[RolloutBatch, dict[str, float]]:
-        groups = list(dict.fromkeys(r.group for r in kept))[: self.prompts_per_step]
+               rounds: int, wanted: int) -> tuple[RolloutBatch, dict[str, float]]:
+        groups = list(dict.fromkeys(r.group for r in kept))[:wanted]
         chosen = set(groups)
         kept = [r for r in kept if r.group in chosen]
         metrics = rollout_metrics(seen, self.sampling.max_new_tokens)

@@ -111,7 +111,7 @@ def to_batch(records: list[Record], pad_id: int, step: int, max_response_len: in
         group_ids=torch.tensor([groups[r.group] for r in records], dtype=torch.long),
         prompt_keys=[r.row.key for r in records], sampling_logp=sampling_logp,
         versions=torch.tensor([r.version for r in records], dtype=torch.long), pad_id=pad_id, step=step,
-        max_response_len=max_response_len,
+        max_response_len=max_response_len, replayed=torch.zeros(len(records), dtype=torch.bool),
         input_ids=packed["input_ids"], attention_mask=packed["attention_mask"], resp_start=packed["resp_start"],
     )
 

@@ -5,9 +5,11 @@ flight (prefetching), the sampler rewind a checkpoint needs, and staleness. The 
 `next_batch` once per step and never branches on its name; `trainer.schedule` takes a registered
 name or an import path `pkg.mod:Class` to a class with the same interface:
 
-    cls(collector: BatchCollector, sampler: PromptSampler, trainer: TrainerConfig)
-    cls.overlaps_generation(trainer: TrainerConfig) -> bool   # generation runs during the update
+    cls(collector: BatchCollector, sampler: PromptSampler, cfg: Config)
+    cls.overlaps_generation(cfg: Config) -> bool     # generation runs during the update
     next_batch(step, version) -> (RolloutBatch, metrics)
+    observe(prepared batch) -> metrics               # after the algorithm's prepare (advantages set)
+    updates_per_batch: int                           # optimizer passes over each batch (x learner.epochs)
     state_dict() -> dict; load_state_dict(dict)
 
 - `sync`: generate, then learn; every batch is made by the current weights.
@@ -17,6 +19,11 @@ name or an import path `pkg.mod:Class` to a class with the same interface:
   with the weights of sync t-1, and trains at step t+k against its behaviour log-probs (staleness k
   from step k+1 on). k = 0 is exactly `sync`; k = 1 is `one_step_off`.
 - `one_step_off`: `async` with k = 1.
+- `replay` (`replay.*`): each update batch is `replay.fraction` groups replayed from the buffer
+  (`rltrain/driver/replay.py`: groups of the last `replay.depth` steps, at most `replay.max_staleness`
+  versions old, with their behaviour log-probs and generation-time advantages) and the rest fresh, so
+  a step generates fewer rollouts; `replay.updates_per_batch` passes over each batch. The buffer is in
+  the checkpoint.
 A checkpoint taken with rounds in flight stores the sampler cursor from before the oldest of them,
 so a resumed run takes the same prompts again (it regenerates them with the restored weights).
 """
@@ -27,13 +34,17 @@ import importlib
 from collections import deque
 from typing import Any
 
+import torch
+
 from algorithms import RolloutBatch
 from rltrain.data import PromptSampler
+from rltrain.driver.replay import ReplayBuffer, replay_batch
 
 SCHEDULES: dict[str, str] = {
     "sync": "rltrain.driver.schedules:SyncSchedule",
     "async": "rltrain.driver.schedules:AsyncSchedule",
     "one_step_off": "rltrain.driver.schedules:OneStepOffSchedule",
+    "replay": "rltrain.driver.schedules:ReplaySchedule",
 }
 
 
@@ -56,15 +67,20 @@ def schedule_class(name: str) -> type:
 
 
 class SyncSchedule:
-    def __init__(self, collector, sampler: PromptSampler, trainer) -> None:
-        self.collector, self.sampler, self.total_steps = collector, sampler, trainer.steps
+    updates_per_batch = 1
+
+    def __init__(self, collector, sampler: PromptSampler, cfg) -> None:
+        self.collector, self.sampler, self.total_steps = collector, sampler, cfg.trainer.steps
 
     @classmethod
-    def overlaps_generation(cls, trainer) -> bool:
+    def overlaps_generation(cls, cfg) -> bool:
         return False
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
         return self.collector.collect(step, version, self.sampler)
+
+    def observe(self, batch: RolloutBatch) -> dict[str, float]:
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict()}
@@ -74,19 +90,19 @@ class SyncSchedule:
 
 
 class AsyncSchedule(SyncSchedule):
-    def __init__(self, collector, sampler: PromptSampler, trainer) -> None:
-        super().__init__(collector, sampler, trainer)
-        self.max_staleness = self.staleness_of(trainer)
+    def __init__(self, collector, sampler: PromptSampler, cfg) -> None:
+        super().__init__(collector, sampler, cfg)
+        self.max_staleness = self.staleness_of(cfg)
         self.in_flight: deque = deque()                 # PendingRollouts for the next steps, oldest first
         self._cursor_before: deque[dict] = deque()      # the sampler cursor before each of them
 
     @classmethod
-    def staleness_of(cls, trainer) -> int:
-        return trainer.max_staleness
+    def staleness_of(cls, cfg) -> int:
+        return cfg.trainer.max_staleness
 
     @classmethod
-    def overlaps_generation(cls, trainer) -> bool:
-        return cls.staleness_of(trainer) > 0
+    def overlaps_generation(cls, cfg) -> bool:
+        return cls.staleness_of(cfg) > 0
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
         first = None
@@ -114,5 +130,46 @@ class AsyncSchedule(SyncSchedule):
 
 class OneStepOffSchedule(AsyncSchedule):
     @classmethod
-    def staleness_of(cls, trainer) -> int:
+    def staleness_of(cls, cfg) -> int:
         return 1
+
+
+class ReplaySchedule(SyncSchedule):
+    def __init__(self, collector, sampler: PromptSampler, cfg) -> None:
+        super().__init__(collector, sampler, cfg)
+        rc = cfg.replay
+        self.fraction, self.updates_per_batch = rc.fraction, rc.updates_per_batch
+        self.buffer = ReplayBuffer(rc.depth, rc.max_staleness, rc.sampling, seed=cfg.trainer.seed)
+
+    def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
+        self.buffer.evict(step, version)
+        n = self.collector.prompts_per_step
+        n_replay = min(round(self.fraction * n), len(self.buffer.groups()))
+        fresh, metrics = self.collector.collect(step, version, self.sampler, n_groups=n - n_replay)
+        metrics.update({"replay/buffer_samples": float(len(self.buffer)),
+                        "replay/buffer_mb": self.buffer.nbytes / 2**20, "replay/fraction": 0.0})
+        if not n_replay:
+            return fresh, metrics
+        old = replay_batch(self.buffer.sample_groups(n_replay), fresh.pad_id, step, fresh.max_response_len,
+                           first_group=int(fresh.group_ids.max()) + 1)
+        fresh.old_logp = fresh.sampling_logp.clone() if fresh.old_logp is None else fresh.old_logp
+        fresh.advantages = torch.zeros_like(fresh.response_mask)  # computed by the algorithm's prepare
+        width = max(fresh.response_ids.shape[1], old.response_ids.shape[1])
+        model_width = max(fresh.input_ids.shape[1], old.input_ids.shape[1])
+        batch = RolloutBatch.cat([fresh.padded(width, model_width), old.padded(width, model_width)])
+        ages = (version - batch.versions).float()
+        metrics.update({"replay/fraction": len(old) / len(batch),
+                        "replay/mean_age": float((version - old.versions).float().mean()),
+                        "rollout/staleness_mean": float(ages.mean()), "rollout/staleness_max": float(ages.max())})
+        return batch, metrics
+
+    def observe(self, batch: RolloutBatch) -> dict[str, float]:
+        self.buffer.add(batch)
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "buffer": self.buffer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.buffer.load_state_dict(state["buffer"])

@@ -52,14 +52,14 @@ class Trainer:
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
-                                   schedule_cls.overlaps_generation(cfg.trainer))
+                                   schedule_cls.overlaps_generation(cfg))
         self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
         rc = cfg.rollout
         sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                                   top_p=rc.top_p)
         collector = BatchCollector(self.rollout, self.algo, sampling, rc.prompts_per_step, rc.max_refill_rounds,
                                    self.files.pad_id, self._timer)
-        self.schedule = schedule_cls(collector, self.sampler, cfg.trainer)
+        self.schedule = schedule_cls(collector, self.sampler, cfg)
         wandb_id = self._maybe_resume()
         self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id)
 
@@ -105,6 +105,7 @@ class Trainer:
                 metrics.update(self.compute_logprobs(batch))
             batch, algo_metrics = self.algo.prepare(batch)
             metrics.update(algo_metrics)
+            metrics.update(self.schedule.observe(batch))
             with self._timer("update"):
                 metrics.update(self.update(batch))
             with self._timer("weight_sync_total"):
@@ -124,7 +125,7 @@ class Trainer:
         and no driver-side stage reads old log-probs or entropies (then the learner takes them from
         its own forward: pi_old == pi_theta)."""
         lc = self.cfg.learner
-        return (lc.epochs * lc.mini_batches > 1 or lc.force_old_logprob_pass
+        return (lc.epochs * lc.mini_batches * self.schedule.updates_per_batch > 1 or lc.force_old_logprob_pass
                 or bool({BatchField.OLD_LOGP, BatchField.ENTROPY} & self.algo.driver_reads))
 
     def compute_logprobs(self, batch: RolloutBatch) -> dict[str, float]:
@@ -155,7 +156,7 @@ class Trainer:
         lc = self.cfg.learner
         aligned = self.algo.group_aligned_microbatches
         metrics: list[dict[str, float]] = []
-        for _ in range(lc.epochs):
+        for _ in range(lc.epochs * self.schedule.updates_per_batch):
             for idx in minibatch_slices(batch, lc.mini_batches, aligned):
                 mb = batch.index(idx)
                 mb.loss_weights = mb.loss_weights * lc.mini_batches  # each step sees a full-scale loss

@@ -222,17 +222,17 @@ def test_remix_state_and_replay_ratio():
     b = random_batch()
     b.versions = torch.tensor([0] * 6 + [1] * 6)   # rows 0-5 replayed from an older policy
     prepared, metrics = algo.prepare(b)
-    assert prepared.replayed.tolist() == [True] * 6 + [False] * 6
+    assert prepared.behaviour_rows.tolist() == [True] * 6 + [False] * 6
     assert metrics["remix/replayed_frac"] == 0.5
     logp = current_logp(prepared)
     loss, _ = algo.loss(logp, prepared)
-    old = torch.where(prepared.replayed.unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
+    old = torch.where(prepared.behaviour_rows.unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
     per_tok = algorithms.clipped_surrogate(logp, old, prepared.advantages, 0.8, 1.2)
     kl = algorithms.remix.convex_kl(logp, prepared.ref_logp, prepared.old_logp, 0.5, "k3")
     assert torch.allclose(loss, ((per_tok + 0.001 * kl) * prepared.loss_weights).sum(), atol=1e-6)
     b.step = 3
     prepared, metrics = algo.prepare(b)        # reincarnation: on-policy from now on
-    assert metrics["remix/reincarnated_now"] == 1.0 and not prepared.replayed.any()
+    assert metrics["remix/reincarnated_now"] == 1.0 and not prepared.behaviour_rows.any()
     restored = algorithms.build({"preset": "remix", "objective": {"reincarnate_at": 3}})
     restored.load_state_dict(algo.state_dict())
     assert restored.state_dict() == algo.state_dict() == {"objective": {"reincarnated_at": 3}}
@@ -368,3 +368,18 @@ def test_tis_correction_stage_weights_the_policy_term():
     red = algorithms.reduce_metrics([m])
     assert red["rollout/tis_weight_mean"] == pytest.approx(1.25) and red["rollout/tis_capped_frac"] == pytest.approx(0.5)
     assert "rollout/tis_weight_mean" not in algorithms.reduce_metrics([plain.loss(old, prepared)[1]])
+
+
+def test_replayed_rows_keep_their_stored_advantages():
+    b = random_batch()                         # groups 0-2 | 3-5 | 6-7 | 8-11
+    stored = torch.full_like(b.response_mask, 0.7) * b.response_mask
+    b.replayed = torch.tensor([False] * 6 + [True] * 6)
+    b.advantages = torch.where(b.replayed.unsqueeze(1), stored, torch.zeros_like(stored))
+    algo = algorithms.build({"preset": "dr_grpo"})
+    out, _ = algo.prepare(b)
+    assert torch.equal(out.advantages[6:], stored[6:])            # replayed: as stored at generation time
+    fresh, _ = algorithms.build({"preset": "dr_grpo"}).prepare(b.index(torch.arange(6)).copy())
+    assert torch.equal(out.advantages[:6], fresh.advantages)      # fresh: computed on the fresh rows alone
+    # the estimator's other outputs come back for fresh rows only (GTPO's seq_advantages)
+    out, _ = algorithms.build({"preset": "gtpo"}).prepare(b)
+    assert out.seq_advantages.shape == (12,) and torch.equal(out.seq_advantages[6:], torch.zeros(6))

@@ -1,0 +1,81 @@
+"""The replay buffer: what goes in comes back intact (token ids, behaviour log-probs, versions, advantages),
+limits hold (depth, staleness), sampling is by whole groups, and the state round-trips a checkpoint."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from algorithms import RolloutBatch
+from rltrain.driver.replay import ReplayBuffer, replay_batch
+from rltrain.workers.logprobs import pack_rows
+
+
+def _prepared(step: int, version: int, groups: int = 2, group_size: int = 2, seed: int = 0) -> RolloutBatch:
+    """A batch as it leaves the algorithm's prepare: advantages set, behaviour log-probs, versions."""
+    g = torch.Generator().manual_seed(seed)
+    n = groups * group_size
+    prompts = [[3 + i // group_size, 9] for i in range(n)]
+    responses = [torch.randint(10, 20, (int(torch.randint(1, 5, (1,), generator=g)),), generator=g).tolist()
+                 for _ in range(n)]
+    p = pack_rows(prompts, responses, pad_id=0)
+    mask = p["response_mask"]
+    return RolloutBatch(
+        response_ids=p["response_ids"], response_mask=mask, rewards=torch.arange(n, dtype=torch.float32),
+        group_ids=torch.arange(groups).repeat_interleave(group_size), prompt_keys=[f"s{step}p{i // group_size}"
+                                                                                  for i in range(n)],
+        input_ids=p["input_ids"], attention_mask=p["attention_mask"], resp_start=p["resp_start"],
+        sampling_logp=-torch.rand(n, mask.shape[1], generator=g) * mask, versions=torch.full((n,), version),
+        advantages=torch.randn(n, mask.shape[1], generator=g) * mask, replayed=torch.zeros(n, dtype=torch.bool),
+        step=step, max_response_len=8)
+
+
+def test_samples_come_back_intact_as_whole_groups():
+    buf = ReplayBuffer(depth=2, max_staleness=4)
+    src = _prepared(step=1, version=0)
+    assert buf.add(src) == 4 and len(buf.groups()) == 2
+    out = replay_batch(buf.sample_groups(2), pad_id=0, step=2, max_response_len=8, first_group=5)
+    rows = [2, 3, 0, 1]  # "recent": the newest group first -> group 1's rows, then group 0's
+    assert out.prompt_keys == [src.prompt_keys[i] for i in rows]
+    for j, i in enumerate(rows):
+        n = int(src.response_mask[i].sum())
+        assert out.response_ids[j, :n].tolist() == src.response_ids[i, :n].tolist()
+        assert torch.equal(out.sampling_logp[j, :n], src.sampling_logp[i, :n])
+        assert torch.equal(out.old_logp[j, :n], src.sampling_logp[i, :n])   # pi_old = the behaviour policy
+        assert torch.equal(out.advantages[j, :n], src.advantages[i, :n])      # as computed at generation time
+        assert out.input_ids[j, : int(out.resp_start[j])].tolist() == src.input_ids[i, : int(src.resp_start[i])].tolist()
+    assert out.versions.tolist() == [0] * 4 and out.replayed.all() and out.group_ids.tolist() == [5, 5, 6, 6]
+
+
+def test_replayed_rows_are_not_stored_again_and_limits_hold():
+    buf = ReplayBuffer(depth=2, max_staleness=1)
+    buf.add(_prepared(step=1, version=0))
+    again = _prepared(step=2, version=1, seed=1)
+    again.replayed = torch.tensor([False, False, True, True])
+    assert buf.add(again) == 2
+    buf.evict(step=2, version=1)
+    assert len(buf) == 6
+    buf.evict(step=3, version=2)  # depth 2 keeps steps 1-2; staleness 1 drops version 0 (step 1)
+    assert {s.step for s in buf.samples} == {2} and len(buf) == 2
+    buf.evict(step=3, version=3)  # version 1 is now 2 behind: evicted
+    assert len(buf) == 0
+
+
+def test_uniform_sampling_and_state_round_trip():
+    buf = ReplayBuffer(depth=5, max_staleness=5, sampling="uniform", seed=3)
+    for step in range(1, 4):
+        buf.add(_prepared(step=step, version=step - 1, groups=3, seed=step))
+    state = buf.state_dict()
+    blob = io.BytesIO()
+    torch.save(state, blob)
+    blob.seek(0)
+    restored = ReplayBuffer(depth=5, max_staleness=5, sampling="uniform", seed=99)
+    restored.load_state_dict(torch.load(blob, weights_only=False))
+    assert restored.state_dict() == state and restored.nbytes == buf.nbytes > 0
+    a = [[s.prompt_key for s in grp] for grp in buf.sample_groups(4)]
+    b = [[s.prompt_key for s in grp] for grp in restored.sample_groups(4)]
+    assert a == b and len(a) == 4 and all(len(set(keys)) == 1 for keys in a)  # the RNG came back too
+    with pytest.raises(ValueError, match="sampling"):
+        ReplayBuffer(1, 1, sampling="oldest")
