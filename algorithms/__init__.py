@@ -16,9 +16,9 @@ from algorithms.core import (AGG_MODES, aggregate, aggregation_weights, clipped_
                              masked_mean, truncated_is_weights)
 from algorithms.presets import PRESETS, resolve_spec
 from algorithms.registry import REGISTRY, STAGE_KINDS, ConfigError, register
-from algorithms.stages.base import Max
+from algorithms.stages.base import Max, StepPlan
 
 __all__ = ["AGG_MODES", "Algorithm", "BatchField", "ConfigError", "DriverAlgorithm", "Max", "PRESETS", "PolicyLoss",
-           "REGISTRY", "RolloutBatch", "STAGE_KINDS", "aggregate", "aggregation_weights", "build", "build_driver",
+           "REGISTRY", "RolloutBatch", "STAGE_KINDS", "StepPlan", "aggregate", "aggregation_weights", "build", "build_driver",
            "build_loss", "check", "clipped_surrogate", "kl_penalty", "masked_mean", "reduce_metrics", "register",
            "resolve_spec", "truncated_is_weights"]

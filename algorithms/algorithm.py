@@ -29,7 +29,7 @@ from algorithms.batch import (LEARNER_FIELDS, LOGPROB_PASS_FIELDS, MINIBATCH_PAS
                               BatchField, RolloutBatch)
 from algorithms.presets import resolve_spec
 from algorithms.registry import STAGE_KINDS, ConfigError, make_stage
-from algorithms.stages.base import Max, Metrics, wmean
+from algorithms.stages.base import Max, Metrics, StepPlan, wmean
 
 LOSS_KINDS = ("objective", "regularizer", "correction")
 
@@ -102,6 +102,13 @@ class DriverAlgorithm:
     def needs(self, f: BatchField) -> bool:
         """Whether any stage reads `f` (the runtime computes on-demand fields only when needed)."""
         return f in self.reads
+
+    def plan(self, step: int) -> StepPlan:
+        """The stages' requests for this step merged: off-policy only if no stage objects; the latest
+        reference reset asked for."""
+        plans = [p for s in self.stages.values() if hasattr(s, "plan") and (p := s.plan(step)) is not None]
+        resets = [p.reference_from_step for p in plans if p.reference_from_step is not None]
+        return StepPlan(off_policy=all(p.off_policy for p in plans), reference_from_step=max(resets, default=None))
 
     def keep(self, batch: RolloutBatch) -> torch.Tensor:
         return self.data_policy.keep(batch).to(torch.bool)

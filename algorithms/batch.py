@@ -9,8 +9,8 @@ Who writes what:
   groups, prompt keys, sampling log-probs, policy versions, `replayed`: which rows came from the replay
   buffer, with their advantages and behaviour log-probs as stored at generation time) and the scalars `pad_id`, `step` and
   `max_response_len` (the generation budget: DAPO's L_max, Dr.GRPO's constant normaliser);
-- the runtime's log-prob passes, on demand (when some stage reads them): `old_logp` and `entropy`
-  (learners, before the driver part runs), `ref_logp` (reference actor), `cur_logp` (learners, on
+- the runtime's log-prob passes, on demand (when some stage reads them): `old_logp`, `entropy` and
+  `prox_logp` (learners, before the driver part runs), `ref_logp` (reference actor), `cur_logp` (learners, on
   each whole mini-batch before its update);
 - stages: `advantages`, `seq_advantages`, `labels`, `loss_weights`, `token_weights`, `clip_low`,
   `clip_high`, `behaviour_rows` (see each stage's `writes`).
@@ -47,6 +47,7 @@ class BatchField(str, enum.Enum):
     ENTROPY = "entropy"
     REF_LOGP = "ref_logp"
     CUR_LOGP = "cur_logp"
+    PROX_LOGP = "prox_logp"
     ADVANTAGES = "advantages"
     SEQ_ADVANTAGES = "seq_advantages"
     LABELS = "labels"
@@ -61,9 +62,9 @@ class BatchField(str, enum.Enum):
 F = BatchField
 ROLLOUT_FIELDS = frozenset({F.RESPONSE_IDS, F.RESPONSE_MASK, F.INPUT_IDS, F.ATTENTION_MASK, F.RESP_START,
                             F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS, F.REPLAYED})
-LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP})  # before the driver part, on demand
-MINIBATCH_PASS_FIELDS = frozenset({F.CUR_LOGP})                       # per mini-batch, on demand
-LEARNER_FIELDS = frozenset({F.OLD_LOGP})  # the learner takes pi_old from its own forward when no pass ran
+LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP, F.PROX_LOGP})  # before the driver part
+MINIBATCH_PASS_FIELDS = frozenset({F.CUR_LOGP})                                    # per mini-batch
+LEARNER_FIELDS = frozenset({F.OLD_LOGP, F.PROX_LOGP})  # from the learner's own forward when no pass ran
 
 
 def _as_index(idx, n: int) -> torch.Tensor:
@@ -97,6 +98,8 @@ class RolloutBatch:
     entropy: torch.Tensor | None = None          # (N,T) pi_old's entropy (learner pass)
     ref_logp: torch.Tensor | None = None         # (N,T) reference policy (reference actor)
     cur_logp: torch.Tensor | None = None         # (N,T) current policy before this mini-batch's update
+    prox_logp: torch.Tensor | None = None        # (N,T) pi_k: the policy at the start of this step (before its
+                                                 #       updates); equals old_logp for fresh on-policy rows
     advantages: torch.Tensor | None = None       # (N,T)
     seq_advantages: torch.Tensor | None = None   # (N,) per-completion advantage before token shaping
     labels: torch.Tensor | None = None           # (N,) 0/1 correctness labels (PACS)

@@ -63,11 +63,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gspo": {"advantage": {"name": "group"},
              "objective": {"name": "gspo", "low": 1.0 - 3e-4, "high": 1.0 + 4e-4},
              "aggregation": {"name": "seq-mean-token-mean"}},
-    # ReMix: every knob UNVERIFIED beyond the abstract (see algorithms/remix.py)
+    # ReMix (algorithms/remix.py): behaviour ratio with the centred clip, KL-Convex with the lambda schedule,
+    # reincarnation at step 50; run it with trainer.schedule=replay (fraction .4, 2 updates per batch, depth 2)
     "remix": {"advantage": {"name": "group"},
-              "objective": {"name": "remix", "low": 0.8, "high": 1.2, "behaviour": "auto", "replay_fraction": 0.5,
-                            "utd": 2, "buffer_depth": 2, "reincarnate_at": 0},
-              "regularizer": {"name": "remix_kl", "lam": 0.5, "coef": 0.001, "kind": "k3"},
+              "objective": {"name": "remix", "low": 0.8, "high": 1.2, "behaviour": "auto", "centred": True,
+                            "reincarnate_at": 50},
+              "regularizer": {"name": "remix_kl", "lam": 1.0, "lam_min": 0.5, "decay_start": 50, "decay_every": 10,
+                              "decay_step": 0.1, "coef": 0.001, "kind": "k3"},
               "aggregation": {"name": "token-mean"}},
     "igpo": {"advantage": {"name": "igpo", "gamma": 1.0, "norm": "joint"},
              "objective": {"name": "ppo_clip", "low": 0.8, "high": 1.2},

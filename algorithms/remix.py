@@ -1,22 +1,22 @@
 """ReMix — "Squeeze the Soaked Sponge: Efficient Off-policy Reinforcement Finetuning for LLM" (Liang et al.,
-arXiv 2507.06892).
+arXiv 2507.06892; ALGORITHMS.md §9). The released repository has evaluation code only; the details below
+come from the abstract and from paper notes (not checked against the PDF), so every knob is configurable.
 
-Verified from the abstract: (1) mix-policy proximal policy gradient over data from the current and past
-policies with a higher update-to-data (UTD) ratio; (2) a KL-Convex constraint mixing KL to the base model
-and KL to the precedent model; (3) policy reincarnation: mid-training the base model is replaced by the
-current policy and training restarts on-policy.
-OUR READING (UNVERIFIED; the paper body and training code were not available, see ALGORITHMS.md §9), every
-knob configurable:
-- the ratio of a replayed sample is taken against the log-probs of the policy that generated it
-  (`batch.sampling_logp`), on-policy samples against `old_logp`;
-- convex KL = lam * KL(pi || base) + (1 - lam) * KL(pi || precedent), per token, any k1/k2/k3 estimator;
-- the schedule: replay fraction p and UTD m until step `reincarnate_at`, then p = 0, m = 1 (on-policy) and
-  the base model becomes the current policy (the trainer swaps the reference).
+- Mix-policy proximal policy gradient: each update batch mixes fresh samples of pi_k with samples replayed
+  from the last N policies pi_{k-i} (the runtime's `replay` schedule: fraction 0.4, N = 2, UTD m = 2). The
+  ratio of a sample is taken against its behaviour policy, r = pi_theta / pi_{k-i}, and the clip window is
+  centred on pi_k / pi_{k-i}: clip(r, c - eps, c + eps) with c = pi_k / pi_{k-i} (`centred_clip_bounds`;
+  i = 0 gives plain PPO).
+- KL-Convex: lambda * KL(pi || pi_base) + (1 - lambda) * KL(pi || pi_{k-1}) with the precedent policy the one
+  before this step's update (its log-probs come from the learners' pass, not from the engine), and
+  lambda(t) = max(1 - 0.1 * ceil(max(t - 50, 0) / 10), 0.5) (`convex_lambda`).
+- Policy reincarnation at step T: the base (reference) becomes the current policy, replay stops, training
+  goes on on-policy with the KL anchored to the new base (`reincarnation_plan`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 
@@ -29,36 +29,19 @@ def convex_kl(logp: torch.Tensor, base_logp: torch.Tensor, prev_logp: torch.Tens
     return lam * kl_penalty(logp, base_logp, kind) + (1.0 - lam) * kl_penalty(logp, prev_logp, kind)
 
 
-@dataclass
-class RemixSchedule:
-    """Off-policy schedule with policy reincarnation; state = the step reincarnation happened at."""
+def convex_lambda(step: int, start: float = 1.0, end: float = 0.5, decay_start: int = 50, every: int = 10,
+                  decrement: float = 0.1) -> float:
+    """lambda(t) = max(start - decrement * ceil(max(t - decay_start, 0) / every), end)."""
+    return max(start - decrement * math.ceil(max(step - decay_start, 0) / every), end)
 
-    replay_fraction: float = 0.5
-    utd: int = 2
-    buffer_depth: int = 2
-    reincarnate_at: int = 0           # 0 = never
-    reincarnated_at: int | None = None
 
-    def observe(self, step: int) -> bool:
-        """Record the trainer step; True exactly once, at the step where reincarnation happens."""
-        if self.reincarnate_at and self.reincarnated_at is None and step >= self.reincarnate_at:
-            self.reincarnated_at = step
-            return True
-        return False
+def centred_clip_bounds(prox_logp: torch.Tensor, behaviour_logp: torch.Tensor, eps_low: float,
+                        eps_high: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high) ratio bounds c - eps_low, c + eps_high with c = pi_k / pi_behaviour per token."""
+    c = torch.exp((prox_logp - behaviour_logp).clamp(-20.0, 20.0))
+    return c - eps_low, c + eps_high
 
-    @property
-    def reincarnated(self) -> bool:
-        return self.reincarnated_at is not None
 
-    def at(self, step: int) -> dict[str, float]:
-        """What the data layer should do at `step` (replay fraction, UTD, buffer depth, reincarnated flag)."""
-        on_policy = self.reincarnated or bool(self.reincarnate_at and step >= self.reincarnate_at)
-        return {"replay_fraction": 0.0 if on_policy else self.replay_fraction,
-                "utd": 1.0 if on_policy else float(self.utd),
-                "buffer_depth": float(self.buffer_depth), "reincarnated": float(on_policy)}
-
-    def state_dict(self) -> dict:
-        return {"reincarnated_at": self.reincarnated_at}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.reincarnated_at = d.get("reincarnated_at")
+def reincarnated(step: int, reincarnate_at: int) -> bool:
+    """Whether policy reincarnation has happened by `step` (0 = never)."""
+    return bool(reincarnate_at) and step >= reincarnate_at

@@ -19,6 +19,7 @@ Metrics returned by learner-side stages are {name: (weighted_sum, weight)} so th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -52,6 +53,14 @@ def need(value: torch.Tensor | None, what: str, stage: str) -> torch.Tensor:
     return value
 
 
+@dataclass
+class StepPlan:
+    """What the driver part asks of the runtime at the start of a step (merged over stages)."""
+
+    off_policy: bool = True               # False: the schedule stops replaying / running ahead
+    reference_from_step: int | None = None  # the reference is the policy as it was at this step
+
+
 class Stage:
     """Common behaviour: reads and writes nothing, no state; `freeze()` forbids attribute changes."""
 
@@ -78,6 +87,10 @@ class Stage:
                                "loss part: loss() must be pure; keep state in a driver hook (prepare) and "
                                "pass it through a declared batch field")
         object.__setattr__(self, key, value)
+
+    def plan(self, step: int) -> StepPlan | None:
+        """Driver: requests for the runtime at the start of `step` (None = nothing)."""
+        return None
 
     def state_dict(self) -> dict:
         return {}

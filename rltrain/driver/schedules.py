@@ -9,6 +9,7 @@ name or an import path `pkg.mod:Class` to a class with the same interface:
     cls.overlaps_generation(cfg: Config) -> bool     # generation runs during the update
     next_batch(step, version) -> (RolloutBatch, metrics)
     observe(prepared batch) -> metrics               # after the algorithm's prepare (advantages set)
+    set_off_policy(bool)                             # False: the algorithm wants on-policy batches now
     updates_per_batch: int                           # optimizer passes over each batch (x learner.epochs)
     state_dict() -> dict; load_state_dict(dict)
 
@@ -71,6 +72,7 @@ class SyncSchedule:
 
     def __init__(self, collector, sampler: PromptSampler, cfg) -> None:
         self.collector, self.sampler, self.total_steps = collector, sampler, cfg.trainer.steps
+        self.off_policy = True
 
     @classmethod
     def overlaps_generation(cls, cfg) -> bool:
@@ -81,6 +83,9 @@ class SyncSchedule:
 
     def observe(self, batch: RolloutBatch) -> dict[str, float]:
         return {}
+
+    def set_off_policy(self, allowed: bool) -> None:
+        self.off_policy = allowed
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict()}
@@ -110,7 +115,8 @@ class AsyncSchedule(SyncSchedule):
             first = self.in_flight.popleft()
             self._cursor_before.popleft()
         batch, metrics = self.collector.collect(step, version, self.sampler, first)
-        while len(self.in_flight) < self.max_staleness and step + len(self.in_flight) < self.total_steps:
+        ahead = self.max_staleness if self.off_policy else 0
+        while len(self.in_flight) < ahead and step + len(self.in_flight) < self.total_steps:
             self.prefetch()
         return batch, metrics
 
@@ -138,13 +144,17 @@ class ReplaySchedule(SyncSchedule):
     def __init__(self, collector, sampler: PromptSampler, cfg) -> None:
         super().__init__(collector, sampler, cfg)
         rc = cfg.replay
-        self.fraction, self.updates_per_batch = rc.fraction, rc.updates_per_batch
+        self.fraction, self.updates = rc.fraction, rc.updates_per_batch
         self.buffer = ReplayBuffer(rc.depth, rc.max_staleness, rc.sampling, seed=cfg.trainer.seed)
+
+    @property
+    def updates_per_batch(self) -> int:
+        return self.updates if self.off_policy else 1
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
         self.buffer.evict(step, version)
         n = self.collector.prompts_per_step
-        n_replay = min(round(self.fraction * n), len(self.buffer.groups()))
+        n_replay = min(round(self.fraction * n), len(self.buffer.groups())) if self.off_policy else 0
         fresh, metrics = self.collector.collect(step, version, self.sampler, n_groups=n - n_replay)
         metrics.update({"replay/buffer_samples": float(len(self.buffer)),
                         "replay/buffer_mb": self.buffer.nbytes / 2**20, "replay/fraction": 0.0})

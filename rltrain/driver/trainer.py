@@ -24,7 +24,7 @@ import ray
 import torch
 
 import algorithms
-from algorithms import BatchField, RolloutBatch
+from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
 from rltrain.driver import checkpoint
 from rltrain.driver.collector import BatchCollector
@@ -47,6 +47,7 @@ class Trainer:
         self.files: RunFiles = prepare_run(cfg)
         self.tokenizer, self.sampler = self.files.tokenizer, self.files.sampler
         self.step_idx, self.version = 0, 0
+        self.reference_step: int | None = None  # the step whose policy the reference holds (None: the initial)
         self.timings: dict[str, float] = {}
         schedule_cls = schedule_class(cfg.trainer.schedule)
         if not ray.is_initialized():
@@ -98,6 +99,7 @@ class Trainer:
     def step(self) -> dict[str, float]:
         self.step_idx += 1
         self.timings = {}
+        self.apply_plan(self.algo.plan(self.step_idx))
         with self._timer("step"):
             with self._timer("gen"):
                 batch, metrics = self.collect_batch()
@@ -116,27 +118,44 @@ class Trainer:
         return metrics
 
     # ----- phases ---------------------------------------------------------------------------
+    def apply_plan(self, plan: StepPlan) -> None:
+        """What the algorithm asks of the runtime this step: stop running off-policy; reset the
+        reference to the policy of a given step (exported once, at that step, to run_dir/reference)."""
+        self.schedule.set_off_policy(plan.off_policy)
+        step = plan.reference_from_step
+        if step is None or step == self.reference_step or self.actors.reference is None:
+            return
+        path = self.files.run_dir / "reference"
+        if step == self.step_idx:  # now: the current policy becomes the reference
+            self.actors.learners.call("export", str(path), self.files.model_path)
+        elif not path.exists():
+            raise FileNotFoundError(f"the reference should be the policy of step {step}, but {path} is missing")
+        self.actors.reference.call("load_model", str(path))
+        self.reference_step = step
+        print(f"[rltrain] step {self.step_idx}: the reference is now the policy of step {step}", flush=True)
+
     def collect_batch(self) -> tuple[RolloutBatch, dict[str, float]]:
         """The schedule's next batch (generated, scored, filtered by the data policy)."""
         return self.schedule.next_batch(self.step_idx, self.version)
 
-    def needs_old_logprob_pass(self) -> bool:
-        """A separate old-log-prob pass is needed unless the batch gets exactly one optimizer step
-        and no driver-side stage reads old log-probs or entropies (then the learner takes them from
-        its own forward: pi_old == pi_theta)."""
+    def needs_old_logprob_pass(self, batch: RolloutBatch) -> bool:
+        """A separate old-log-prob pass is needed unless the batch gets exactly one optimizer step and
+        nothing reads what only the pass can give: old log-probs or entropies before the update, or pi_k
+        (`prox_logp`) of an off-policy batch. Otherwise the learner takes them from its own forward."""
         lc = self.cfg.learner
+        off_policy_prox = batch.old_logp is not None and self.algo.needs(BatchField.PROX_LOGP)
         return (lc.epochs * lc.mini_batches * self.schedule.updates_per_batch > 1 or lc.force_old_logprob_pass
-                or bool({BatchField.OLD_LOGP, BatchField.ENTROPY} & self.algo.driver_reads))
+                or off_policy_prox or bool({BatchField.OLD_LOGP, BatchField.ENTROPY} & self.algo.driver_reads))
 
     def compute_logprobs(self, batch: RolloutBatch) -> dict[str, float]:
         """Reference log-probs; old log-probs and entropy from the learners (sharded by rank)."""
         out: dict[str, float] = {}
         if self.actors.reference is not None and self.algo.needs(BatchField.REF_LOGP):
             batch.ref_logp = self.actors.reference.call("compute_logprobs", batch)[0]
-        if not self.needs_old_logprob_pass():
+        if not self.needs_old_logprob_pass(batch):
             return out
         current, entropy, metrics = self._learner_logprobs(batch, with_entropy=True)
-        batch.entropy = entropy
+        batch.entropy, batch.prox_logp = entropy, current
         if batch.old_logp is None:  # on-policy; an off-policy batch keeps its behaviour log-probs
             batch.old_logp = current
         out = algorithms.reduce_metrics(metrics)

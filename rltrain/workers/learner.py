@@ -116,6 +116,8 @@ class Learner:
             m_extra = {} if mb.entropy is not None else logprob_metrics(_real_tokens(mb), logp, ent, mb.sampling_logp)
             if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
                 mb.old_logp = logp.detach()
+            if mb.prox_logp is None:  # no pass ran: this step's first forward is pi_k
+                mb.prox_logp = logp.detach()
             loss, m = self.loss(logp, mb, entropy=ent)
             m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums

@@ -12,14 +12,18 @@ from rltrain.workers.logprobs import response_logprobs
 
 class Reference:
     def __init__(self, model_path: str, temperature: float, micro_batch_size: int, threads: int = 0) -> None:
-        from transformers import AutoModelForCausalLM
-
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device).eval()
+        self.load_model(model_path)
         self.temperature = temperature
         self.micro_batch_size = micro_batch_size
+
+    def load_model(self, model_path: str) -> None:
+        """(Re)load the frozen policy, e.g. the current policy at ReMix's reincarnation."""
+        from transformers import AutoModelForCausalLM
+
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device).eval()
 
     @torch.no_grad()
     def compute_logprobs(self, batch) -> torch.Tensor:

@@ -24,7 +24,7 @@ def random_batch(group_sizes=(3, 3, 2, 4), T: int = 7, seed: int = 0, binary: bo
         prompt_keys=[f"p{int(k)}" for k in group_ids], old_logp=old,
         sampling_logp=old + 0.1 * torch.randn(N, T, generator=g),
         ref_logp=old + 0.2 * torch.randn(N, T, generator=g),
-        entropy=torch.rand(N, T, generator=g) * 2,
+        entropy=torch.rand(N, T, generator=g) * 2, prox_logp=old + 0.05 * torch.randn(N, T, generator=g),
         versions=torch.zeros(N, dtype=torch.long), step=1)
 
 

@@ -217,26 +217,29 @@ def test_dcpo_state_dict_round_trip():
     assert not torch.equal(fresh.advantages, a.advantages)
 
 
-def test_remix_state_and_replay_ratio():
+def test_remix_centred_clip_convex_kl_and_reincarnation():
     algo = algorithms.build({"preset": "remix", "objective": {"reincarnate_at": 3}})
-    b = random_batch()
+    b = random_batch()                              # step 1
     b.versions = torch.tensor([0] * 6 + [1] * 6)   # rows 0-5 replayed from an older policy
+    b.prox_logp = b.old_logp + 0.05                # pi_k, the policy before this step's update
     prepared, metrics = algo.prepare(b)
     assert prepared.behaviour_rows.tolist() == [True] * 6 + [False] * 6
     assert metrics["remix/replayed_frac"] == 0.5
     logp = current_logp(prepared)
-    loss, _ = algo.loss(logp, prepared)
-    old = torch.where(prepared.behaviour_rows.unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
-    per_tok = algorithms.clipped_surrogate(logp, old, prepared.advantages, 0.8, 1.2)
-    kl = algorithms.remix.convex_kl(logp, prepared.ref_logp, prepared.old_logp, 0.5, "k3")
+    loss, m = algo.loss(logp, prepared)
+    behaviour = torch.where(prepared.behaviour_rows.unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
+    low, high = algorithms.remix.centred_clip_bounds(prepared.prox_logp, behaviour, 0.2, 0.2)
+    per_tok = algorithms.clipped_surrogate(logp, behaviour, prepared.advantages, low, high)
+    kl = algorithms.remix.convex_kl(logp, prepared.ref_logp, prepared.prox_logp, 1.0, "k3")  # lambda(1) = 1
     assert torch.allclose(loss, ((per_tok + 0.001 * kl) * prepared.loss_weights).sum(), atol=1e-6)
+    assert algorithms.reduce_metrics([m])["remix/lambda"] == 1.0
+    # reincarnation at step 3: on-policy from then on, the reference reset to the policy of step 3
+    assert algo.plan(2) == algorithms.StepPlan(off_policy=True, reference_from_step=None)
+    assert algo.plan(4) == algorithms.StepPlan(off_policy=False, reference_from_step=3)
     b.step = 3
-    prepared, metrics = algo.prepare(b)        # reincarnation: on-policy from now on
-    assert metrics["remix/reincarnated_now"] == 1.0 and not prepared.behaviour_rows.any()
-    restored = algorithms.build({"preset": "remix", "objective": {"reincarnate_at": 3}})
-    restored.load_state_dict(algo.state_dict())
-    assert restored.state_dict() == algo.state_dict() == {"objective": {"reincarnated_at": 3}}
-    assert restored.objective.sched.at(4)["replay_fraction"] == 0.0
+    prepared, metrics = algo.prepare(b)
+    assert metrics["remix/reincarnated"] == 1.0 and not prepared.behaviour_rows.any()
+    assert algo.state_dict() == {}  # everything follows from the step: nothing to checkpoint
 
 
 def test_igpo_stage_paths():

@@ -11,7 +11,7 @@ from algorithms.gspo import sequence_ratio
 from algorithms.gtpo import conflict_weights, entropy_filtered_advantages
 from algorithms.igpo import broadcast_turns, turn_advantages, turn_rewards_from_tokens
 from algorithms.pacs import pacs_loss
-from algorithms.remix import RemixSchedule, convex_kl
+from algorithms.remix import centred_clip_bounds, convex_kl, convex_lambda, reincarnated
 
 
 def test_conflict_weights_hand_example():
@@ -137,11 +137,15 @@ def test_sequence_ratio():
     assert sequence_ratio(logp, torch.zeros_like(logp), torch.tensor([[1.0, 1.0, 0.0]])).item() == pytest.approx(math.exp(0.3))
 
 
-def test_convex_kl_and_schedule():
+def test_convex_kl_lambda_schedule_and_centred_clip():
     logp, base, prev = torch.tensor([0.0]), torch.tensor([-1.0]), torch.tensor([-0.5])
     # k1: .25*(0-(-1)) + .75*(0-(-.5)) = .625
     assert convex_kl(logp, base, prev, 0.25, "k1").item() == pytest.approx(0.625)
-    s = RemixSchedule(replay_fraction=0.5, utd=2, reincarnate_at=3)
-    assert s.at(2) == {"replay_fraction": 0.5, "utd": 2.0, "buffer_depth": 2.0, "reincarnated": 0.0}
-    assert [s.observe(k) for k in (1, 2, 3, 4)] == [False, False, True, False]
-    assert s.at(5)["replay_fraction"] == 0.0 and s.at(5)["utd"] == 1.0
+    # lambda(t) = max(1 - .1 * ceil(max(t - 50, 0) / 10), .5)
+    assert [convex_lambda(t) for t in (0, 50, 51, 60, 61, 75, 100, 500)] == pytest.approx(
+        [1.0, 1.0, 0.9, 0.9, 0.8, 0.7, 0.5, 0.5])
+    # centre c = pi_k / pi_behaviour = .5 / .25 = 2 -> window (2 - .2, 2 + .28); on-policy c = 1
+    low, high = centred_clip_bounds(torch.log(torch.tensor([0.5, 0.3])), torch.log(torch.tensor([0.25, 0.3])), 0.2,
+                                    0.28)
+    assert low.tolist() == pytest.approx([1.8, 0.8]) and high.tolist() == pytest.approx([2.28, 1.28])
+    assert [reincarnated(t, 3) for t in (1, 2, 3, 4)] == [False, False, True, True] and not reincarnated(9, 0)

@@ -6,6 +6,7 @@ batch make the ratio move; the buffer goes into the checkpoint and comes back.""
 from __future__ import annotations
 
 import pytest
+import ray
 
 from rltrain.config import load
 from rltrain.driver.trainer import Trainer
@@ -48,3 +49,34 @@ def test_replay_mixes_stale_groups_and_checkpoints_the_buffer(tmp_path, ray_sess
         assert m["replay/fraction"] == 0.5
     finally:
         resumed.close()
+
+
+def _probe_batch(trainer):
+    from rltrain.driver.rollout import to_batch
+    from rltrain.engines.base import SamplingConfig
+
+    records = trainer.rollout.generate(trainer.files.test_rows[:4], SamplingConfig(n=2, max_new_tokens=6, seed=7))
+    for r in records:
+        r.reward = 0.0
+    return to_batch(records, trainer.files.pad_id, 0)
+
+
+def test_remix_reincarnation_resets_the_reference_and_stops_replay(tmp_path, ray_session, default_model):
+    cfg = _cfg(tmp_path, default_model, **{"algorithm.preset": "remix", "algorithm.objective.reincarnate_at": 3,
+                                           "trainer.run_name": "remix"})
+    trainer = Trainer(cfg)
+    try:
+        metrics = [trainer.step() for _ in range(2)]
+        assert metrics[1]["replay/fraction"] == 0.5 and metrics[1]["remix/replayed_frac"] == 0.5
+        probe = _probe_batch(trainer)
+        policy = ray.get(trainer.actors.learners[0].compute_logprobs.remote(probe, False))["logp"]
+        before = trainer.actors.reference.call("compute_logprobs", probe)[0]
+        m = probe.response_mask
+        assert float(((before - policy).abs() * m).max()) > 1e-3  # the reference is still the initial policy
+        m3 = trainer.step()  # reincarnation: the reference becomes the policy of step 3 (= after step 2's update)
+        after = trainer.actors.reference.call("compute_logprobs", probe)[0]
+        assert float(((after - policy).abs() * m).max()) < 1e-5
+        assert m3["replay/fraction"] == 0.0 and m3["remix/reincarnated"] == 1.0 and m3["remix/replayed_frac"] == 0.0
+        assert trainer.reference_step == 3 and (trainer.files.run_dir / "reference").is_dir()
+    finally:
+        trainer.close()
