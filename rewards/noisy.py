@@ -10,14 +10,20 @@ P(R~=1 | R=0) and ``fn_rate`` = rho1 = P(R~=0 | R=1).
 
 Both maps are affine in R~ with a positive scale, so after GRPO's group mean-centring (and std
 scaling) they change nothing except through eps; they matter for baseline-free REINFORCE, RLOO
-without std scaling, or when used as per-sample weights.
+without std scaling, or when used as per-sample weights. In rltrain the forward weight is the
+`noisy_forward` advantage stage and a baseline-free estimator is `reinforce` (see algorithms/).
+
+`NoisyChannel` is the other direction, for experiments: it corrupts a binary reward with known rates
+(seeded, deterministic in the order of the samples it scores).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["NoisyVerifierCorrection", "backward_correction", "forward_correction"]
+import random
+
+__all__ = ["NoisyChannel", "NoisyVerifierCorrection", "backward_correction", "forward_correction"]
 
 
 def _check(fp_rate: float, fn_rate: float) -> None:
@@ -72,6 +78,34 @@ class NoisyVerifierCorrection:
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         return [self.correct(r) for r in self.reward(prompts, completions, **columns)]
+
+    def close(self) -> None:
+        close = getattr(self.reward, "close", None)
+        if close:
+            close()
+
+
+class NoisyChannel:
+    """Corrupt a binary reward: a score >= threshold becomes 0 with probability ``fn_rate`` (a false
+    negative), a lower one becomes 1 with probability ``fp_rate``; None passes through. The flips come
+    from ``random.Random(seed)`` in the order samples are scored."""
+
+    def __init__(self, reward: Callable[..., list], fp_rate: float = 0.0, fn_rate: float = 0.0, seed: int = 0,
+                 threshold: float = 0.5) -> None:
+        _check(float(fp_rate), float(fn_rate))
+        self.reward, self.fp_rate, self.fn_rate, self.threshold = reward, float(fp_rate), float(fn_rate), float(threshold)
+        self.rng = random.Random(seed)
+        self.__name__ = f"noisy_channel({getattr(reward, '__name__', 'reward')})"
+
+    def corrupt(self, r: float | None) -> float | None:
+        if r is None:
+            return None
+        if r >= self.threshold:
+            return 0.0 if self.rng.random() < self.fn_rate else 1.0
+        return 1.0 if self.rng.random() < self.fp_rate else 0.0
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+        return [self.corrupt(r) for r in self.reward(prompts, completions, **columns)]
 
     def close(self) -> None:
         close = getattr(self.reward, "close", None)

@@ -29,7 +29,7 @@ _IMPORT_PATH_DEFAULTS: dict[str, Any] = {"isolation": "process", "timeout_s": 30
 
 def available() -> list[str]:
     """Names ``load`` accepts (besides import paths)."""
-    return sorted(_REGISTRY) + ["combine", "noisy"]
+    return sorted(_REGISTRY) + ["combine", "noisy", "noisy_channel"]
 
 
 def register(name: str, target: str | Callable[..., Any], **guard_defaults: Any) -> None:
@@ -97,7 +97,9 @@ def load(name: str | Callable[..., Any], **params: Any) -> Reward:
 
     Special names: ``"combine"`` with ``rewards=[config, ...]`` (each config as for
     ``from_config``, with an optional ``weight``) and ``missing``; ``"noisy"`` with
-    ``reward=config``, ``fp_rate``, ``fn_rate``, ``mode`` ("backward" | "forward"), ``threshold``.
+    ``reward=config``, ``fp_rate``, ``fn_rate``, ``mode`` ("backward" | "forward"), ``threshold``;
+    ``"noisy_channel"`` with ``reward=config``, ``fp_rate``, ``fn_rate``, ``seed``, ``threshold``
+    (corrupts the inner binary reward, for noise experiments).
     """
     guard, rest = _split(params)
     if callable(name) and not isinstance(name, str):
@@ -112,13 +114,14 @@ def load(name: str | Callable[..., Any], **params: Any) -> Reward:
             raise ValueError("load('combine') needs rewards=[{'name': ..., 'weight': ...}, ...]")
         parts = [_weighted(c) for c in configs]
         return Reward(combine(parts, **rest), **{"isolation": "inline", **guard})
-    if name == "noisy":
-        from .noisy import NoisyVerifierCorrection
+    if name in ("noisy", "noisy_channel"):
+        from .noisy import NoisyChannel, NoisyVerifierCorrection
 
         inner = rest.pop("reward", None)
         if inner is None:
-            raise ValueError("load('noisy') needs reward=<name or config>")
-        return Reward(NoisyVerifierCorrection(from_config(inner), **rest), **{"isolation": "inline", **guard})
+            raise ValueError(f"load({name!r}) needs reward=<name or config>")
+        cls = NoisyVerifierCorrection if name == "noisy" else NoisyChannel
+        return Reward(cls(from_config(inner), **rest), **{"isolation": "inline", **guard})
     if name in _REGISTRY:
         target, defaults = _REGISTRY[name]
         fn = _build(_import(target), rest, name)

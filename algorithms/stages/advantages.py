@@ -14,6 +14,7 @@ from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages
 from algorithms.gtpo import entropy_filtered_advantages
 from algorithms.igpo import (IGPO_NORMS, broadcast_turns, discounted_turn_returns, normalise_turn_rewards,
                              turn_rewards_from_tokens)
+from algorithms.noisy import forward_corrected_advantages, reinforce_advantages
 from algorithms.nsr import NSR_MODES, sample_advantages
 from algorithms.registry import meta, register
 from algorithms.stages.base import AdvantageEstimator, adv_metrics, need, seq_to_tokens
@@ -183,3 +184,35 @@ class PACSLabels(AdvantageEstimator):
         labels = (batch.rewards > self.params.threshold).to(torch.float32)
         batch.labels = labels
         return torch.zeros_like(batch.response_mask, dtype=torch.float32), {"pacs/label_mean": float(labels.mean())}
+
+
+@register("advantage", "reinforce")
+class ReinforceAdvantage(AdvantageEstimator):
+    """A = R, no baseline (so an affine reward correction such as the noisy-verifier backward one acts)."""
+
+    reads, writes = frozenset({F.REWARDS, F.RESPONSE_MASK}), _ADV
+
+    @dataclass
+    class Params:
+        pass
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        adv = seq_to_tokens(reinforce_advantages(batch.rewards), batch.response_mask)
+        return adv, adv_metrics(adv, batch.response_mask)
+
+
+@register("advantage", "noisy_forward")
+class NoisyForwardAdvantage(AdvantageEstimator):
+    """Forward noisy-verifier correction as per-sample score-function weights (algorithms/noisy.py)."""
+
+    reads, writes = frozenset({F.REWARDS, F.RESPONSE_MASK}), _ADV
+
+    @dataclass
+    class Params:
+        fn_rate: float = meta(0.0, min=0.0, lt=1.0)
+        threshold: float = 0.5
+
+    def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        w = forward_corrected_advantages(batch.rewards, self.params.fn_rate, self.params.threshold)
+        adv = seq_to_tokens(w, batch.response_mask)
+        return adv, adv_metrics(adv, batch.response_mask)

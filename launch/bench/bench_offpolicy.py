@@ -42,11 +42,12 @@ MECHANISM = ("rollout/staleness_mean", "actor/ppo_kl", "actor/clipfrac_low", "ac
              "bapo/c_low_mean", "bapo/c_high_mean", "bapo/balance", "replay/fraction", "remix/convex_kl")
 
 
-def run(name: str, seed: int, steps: int, eval_every: int) -> dict:
+def run(name: str, seed: int, steps: int, eval_every: int, variants: dict[str, dict] = VARIANTS) -> dict:
+    """One training run of `variants[name]` with pass@1 every `eval_every` steps (and at the end)."""
     from rltrain.config import load
     from rltrain.driver.trainer import Trainer
 
-    over = {**VARIANTS[name], "trainer.steps": steps, "trainer.seed": seed, "eval.every": eval_every,
+    over = {**variants[name], "trainer.steps": steps, "trainer.seed": seed, "eval.every": eval_every,
             "trainer.output_dir": str(ROOT / "runs" / "bench_offpolicy"),
             "trainer.run_name": f"{name}_s{seed}_{time.strftime('%H%M%S')}"}
     trainer = Trainer(load(None, over))
@@ -59,13 +60,13 @@ def run(name: str, seed: int, steps: int, eval_every: int) -> dict:
             m = trainer.step()
             samples += m["rollout/samples"]
             history.append(m)
-            if trainer.step_idx % eval_every == 0:
+            if trainer.step_idx % eval_every == 0 or trainer.step_idx == steps:
                 ev = trainer.evaluate()
                 curve.append({"step": trainer.step_idx, "samples": samples,
                               "wall_s": round(time.perf_counter() - t0, 1), "pass@1": ev["eval/pass@1"]})
     finally:
         trainer.close()
-    return summarize(name, seed, curve, history)
+    return summarize(name, seed, curve, history, variants[name])
 
 
 def _mean(history: list[dict], key: str, part: slice = slice(None)) -> float | None:
@@ -73,9 +74,9 @@ def _mean(history: list[dict], key: str, part: slice = slice(None)) -> float | N
     return round(sum(vals) / len(vals), 5) if vals else None
 
 
-def summarize(name: str, seed: int, curve: list[dict], history: list[dict]) -> dict:
+def summarize(name: str, seed: int, curve: list[dict], history: list[dict], overrides: dict) -> dict:
     ent = "actor/entropy"
-    return {"variant": name, "seed": seed, "overrides": VARIANTS[name], "curve": curve,
+    return {"variant": name, "seed": seed, "overrides": overrides, "curve": curve,
             "pass@1_before": curve[0]["pass@1"], "pass@1_after": curve[-1]["pass@1"],
             "samples": curve[-1]["samples"], "wall_s": curve[-1]["wall_s"],
             "entropy_first10": _mean(history, ent, slice(0, 10)), "entropy_last10": _mean(history, ent, slice(-10, None)),

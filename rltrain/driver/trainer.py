@@ -55,6 +55,8 @@ class Trainer:
         self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
                                    schedule_cls.overlaps_generation(cfg))
         self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
+        self.eval_rollout = self.rollout if cfg.eval.reward is None else Rollout(
+            self.actors.workers, self.tokenizer, RewardRunner(cfg.eval.reward, cfg.data.answer_key))
         rc = cfg.rollout
         sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                                   top_p=rc.top_p)
@@ -194,7 +196,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         ec = self.cfg.eval
         with self._timer("eval"):
-            return evaluate(self.rollout, self.files.test_rows[: ec.max_prompts], ec.n_samples, ec.temperature,
+            return evaluate(self.eval_rollout, self.files.test_rows[: ec.max_prompts], ec.n_samples, ec.temperature,
                             self.cfg.rollout.max_new_tokens, ec.correct_threshold, seed=self.cfg.trainer.seed + 4242)
 
     # ----- checkpoints ----------------------------------------------------------------------

@@ -149,3 +149,28 @@ def test_convex_kl_lambda_schedule_and_centred_clip():
                                     0.28)
     assert low.tolist() == pytest.approx([1.8, 0.8]) and high.tolist() == pytest.approx([2.28, 1.28])
     assert [reincarnated(t, 3) for t in (1, 2, 3, 4)] == [False, False, True, True] and not reincarnated(9, 0)
+
+
+def test_noisy_forward_and_reinforce_advantages():
+    import algorithms
+    from algorithms.noisy import forward_corrected_advantages
+
+    r = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert forward_corrected_advantages(r, 0.3).tolist() == pytest.approx([0.3, -0.7, 0.3, -0.7])
+    # E[w | R = 1] with false negatives at .3: .7 * .3 + .3 * (.3 - 1) = 0 ; E[w | R = 0] = -.7 = -(1 - rho1)
+    assert 0.7 * 0.3 + 0.3 * (0.3 - 1) == pytest.approx(0.0)
+    mask = torch.ones(4, 2)
+    b = algorithms.RolloutBatch(response_ids=mask.long(), response_mask=mask, rewards=r,
+                                group_ids=torch.tensor([0, 0, 1, 1]), prompt_keys=["a"] * 4)
+    out, _ = algorithms.build({"preset": "dr_grpo", "advantage": {"name": "noisy_forward", "fn_rate": 0.3}}).prepare(b)
+    assert out.advantages[:, 0].tolist() == pytest.approx([0.3, -0.7, 0.3, -0.7])
+    # backward-corrected rewards (R - rho0)/(1 - rho0 - rho1) survive a baseline-free estimator ...
+    corrected = (r - 0.0) / (1 - 0.0 - 0.3)
+    b.rewards = corrected
+    out, _ = algorithms.build({"preset": "dr_grpo", "advantage": {"name": "reinforce"}}).prepare(b)
+    assert out.advantages[:, 0].tolist() == pytest.approx(corrected.tolist())
+    # ... and a group baseline with std scaling removes them: the same advantages as the raw rewards
+    grpo = algorithms.build({"preset": "grpo"})
+    raw, _ = grpo.prepare(algorithms.RolloutBatch(response_ids=mask.long(), response_mask=mask, rewards=r,
+                                                  group_ids=torch.tensor([0, 0, 1, 1]), prompt_keys=["a"] * 4))
+    assert torch.allclose(grpo.prepare(b)[0].advantages, raw.advantages, atol=1e-5)

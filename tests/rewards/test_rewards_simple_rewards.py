@@ -97,3 +97,14 @@ def test_single_and_verl_adapters():
     assert verl("gsm8k", "#### 5", "4") == 0.0
     batch = rewards.to_verl_batch(em)
     assert batch(["a", "b"], ["#### 4", "#### 9"], ["4", "4"], [None, {"split": "test"}]) == [1.0, 0.0]
+
+
+def test_noisy_channel_flips_at_the_given_rates():
+    ch = rewards.load("noisy_channel", reward="exact_match", fn_rate=0.3, seed=1)
+    n = 4000
+    out = ch(["p"] * n, ["7"] * n, answer=["7"] * (n // 2) + ["8"] * (n // 2))
+    correct, wrong = out[: n // 2], out[n // 2:]
+    assert abs(correct.count(0.0) / len(correct) - 0.3) < 0.03  # false negatives at rate .3
+    assert wrong.count(1.0) == 0                                 # fp_rate 0: no false positives
+    again = rewards.load("noisy_channel", reward="exact_match", fn_rate=0.3, seed=1)
+    assert again(["p"] * n, ["7"] * n, answer=["7"] * (n // 2) + ["8"] * (n // 2)) == out  # seeded
