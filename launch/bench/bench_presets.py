@@ -56,7 +56,26 @@ def table_ks(n: int) -> tuple[int, ...]:
 
 
 # per-step metrics kept in the history (the telltales of every preset live in these namespaces)
-HISTORY_NAMESPACES = ("rollout", "actor", "forking", "gtpo", "dcpo", "bapo", "pacs", "nsr", "gspo", "reward")
+HISTORY_NAMESPACES = ("rollout", "actor", "forking", "gtpo", "dcpo", "bapo", "pacs", "nsr", "gspo", "reward", "is")
+
+# the metrics that show each preset's own mechanism acting (mean over the steps in the table); "+" overlays add up
+MECHANISM = {
+    "grpo": ["actor/clipfrac_low", "actor/clipfrac_high", "rollout/frac_reward_zero_std"],
+    "dr_grpo": ["actor/clipfrac_low", "actor/clipfrac_high"],
+    "dapo": ["actor/clipfrac_high", "reward/overlong_penalty_frac", "rollout/gen_rounds"],
+    "forking": ["forking/selected_frac"],
+    "gtpo": ["gtpo/conflict_frac", "gtpo/filtered_frac"],
+    "dcpo": ["dcpo/nonzero_adv_frac", "dcpo/clip_high_mean", "actor/clipfrac_high"],
+    "bapo": ["bapo/c_low_mean", "bapo/c_high_mean", "bapo/balance", "actor/clipfrac_low"],
+    "pacs": ["pacs/critic_acc"],
+    "nsr": ["nsr/kept_frac"], "psr": ["nsr/kept_frac"], "w_reinforce": ["nsr/kept_frac"],
+    "gspo": ["gspo/seq_ratio", "actor/clipfrac_low", "actor/clipfrac_high"],
+}
+
+
+def mechanism_keys(preset: str) -> list[str]:
+    keys = [k for part in preset.split("+") for k in MECHANISM.get(part, [])] + ["actor/ppo_kl"]
+    return list(dict.fromkeys(keys))
 
 
 def markers(tag: str) -> tuple[str, str]:
@@ -158,6 +177,7 @@ def run_preset(preset: str, lr: float, args, out_dir: Path, model_path: str) -> 
         "reward_last": mean_of("rollout/reward_mean", tail),
         "response_len_after": after.get("eval/response_length_mean"),
         "gen_rounds_mean": mean_of("rollout/gen_rounds", history),
+        "mechanism": {k: v for k in mechanism_keys(preset) if (v := mean_of(k, history)) is not None},
         "startup_s": t_ready - t0, "train_s": train_s, "wall_s": wall,
         "history": {k: [h.get(k) for h in history] for k in sorted({k for h in history for k in h})},  # columns
     }
@@ -172,15 +192,16 @@ def fmt(x: float | None, pct: bool = True) -> str:
 def table(rows: list[dict], n: int) -> str:
     ks = table_ks(n)[1:]
     head = ("| preset | lr | pass@1 before | pass@1 after | Δ pass@1 | "
-            + "".join(f"pass@{k} before → after | " for k in ks) + "entropy first → last | wall s |")
-    lines = [head, "|" + "---|" * (7 + len(ks))]
+            + "".join(f"pass@{k} before → after | " for k in ks) + "entropy first → last | wall s | mechanism |")
+    lines = [head, "|" + "---|" * (8 + len(ks))]
     for r in rows:
         d1 = None if r["pass@1_after"] is None else r["pass@1_after"] - r["pass@1_before"]
         lines.append(
             f"| {r['preset']} | {r['lr']:g} | {fmt(r['pass@1_before'])} | {fmt(r['pass@1_after'])} | "
             f"{'+' if d1 is not None and d1 >= 0 else ''}{fmt(d1)} | "
             + "".join(f"{fmt(r.get(f'pass@{k}_before'))} → {fmt(r.get(f'pass@{k}_after'))} | " for k in ks)
-            + f"{fmt(r['entropy_first'], False)} → {fmt(r['entropy_last'], False)} | {r['wall_s']:.0f} |")
+            + f"{fmt(r['entropy_first'], False)} → {fmt(r['entropy_last'], False)} | {r['wall_s']:.0f} | "
+            + ", ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in r.get("mechanism", {}).items()) + " |")
     return "\n".join(lines)
 
 
