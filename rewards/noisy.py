@@ -45,7 +45,24 @@ def forward_correction(r: float, fn_rate: float) -> float:
     return fn_rate if r >= 0.5 else fn_rate - 1.0
 
 
-class NoisyVerifierCorrection:
+class _BinaryRewardMap:
+    """A reward that maps each score of an inner reward (`self.map`), passing `close` through."""
+
+    reward: Callable[..., list]
+
+    def map(self, r: float | None) -> float | None:
+        raise NotImplementedError
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+        return [self.map(r) for r in self.reward(prompts, completions, **columns)]
+
+    def close(self) -> None:
+        close = getattr(self.reward, "close", None)
+        if close:
+            close()
+
+
+class NoisyVerifierCorrection(_BinaryRewardMap):
     """Wrap a binary reward with the backward or forward correction.
 
     Args:
@@ -76,16 +93,10 @@ class NoisyVerifierCorrection:
             return backward_correction(b, self.fp_rate, self.fn_rate)
         return forward_correction(b, self.fn_rate)
 
-    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
-        return [self.correct(r) for r in self.reward(prompts, completions, **columns)]
-
-    def close(self) -> None:
-        close = getattr(self.reward, "close", None)
-        if close:
-            close()
+    map = correct
 
 
-class NoisyChannel:
+class NoisyChannel(_BinaryRewardMap):
     """Corrupt a binary reward: a score >= threshold becomes 0 with probability ``fn_rate`` (a false
     negative), a lower one becomes 1 with probability ``fp_rate``; None passes through. The flips come
     from ``random.Random(seed)`` in the order samples are scored."""
@@ -104,10 +115,4 @@ class NoisyChannel:
             return 0.0 if self.rng.random() < self.fn_rate else 1.0
         return 1.0 if self.rng.random() < self.fp_rate else 0.0
 
-    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
-        return [self.corrupt(r) for r in self.reward(prompts, completions, **columns)]
-
-    def close(self) -> None:
-        close = getattr(self.reward, "close", None)
-        if close:
-            close()
+    map = corrupt

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from algorithms import RolloutBatch
-from rltrain.workers.logprobs import pack_rows
+from rltrain.driver.rollout import pack_samples
 
 SAMPLING = ("recent", "uniform")
 
@@ -107,14 +107,9 @@ def replay_batch(groups: list[list[ReplaySample]], pad_id: int, step: int, max_r
                  first_group: int) -> RolloutBatch:
     """The typed batch of replayed groups: behaviour log-probs as pi_old, stored advantages, `replayed`."""
     rows = [s for g in groups for s in g]
-    packed = pack_rows([s.prompt_ids for s in rows], [s.response_ids or [pad_id] for s in rows], pad_id)
+    packed, (logp, adv) = pack_samples([s.prompt_ids for s in rows], [s.response_ids for s in rows], pad_id,
+                                       [s.behaviour_logp for s in rows], [s.advantages for s in rows])
     mask = packed["response_mask"]
-    logp, adv = torch.zeros_like(mask), torch.zeros_like(mask)
-    for i, s in enumerate(rows):
-        if not s.response_ids:
-            mask[i] = 0.0
-        logp[i, : len(s.behaviour_logp)] = torch.tensor(s.behaviour_logp, dtype=torch.float32)
-        adv[i, : len(s.advantages)] = torch.tensor(s.advantages, dtype=torch.float32)
     group_of = {g: first_group + k for k, g in enumerate(dict.fromkeys(s.group for s in rows))}
     return RolloutBatch(
         response_ids=packed["response_ids"], response_mask=mask,

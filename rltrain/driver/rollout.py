@@ -94,16 +94,29 @@ class Rollout:
             rec.reward_parts = {name: vals[i] for name, vals in parts.items()}
 
 
+def pack_samples(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int,
+                 *per_token: list[list[float]]) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """Model inputs of (prompt, response) pairs (`pack_rows`; an empty response keeps one masked pad
+    token), and each ragged per-token list (log-probs, advantages) as an (N,T) tensor aligned to it."""
+    packed = pack_rows(prompt_ids, [r or [pad_id] for r in response_ids], pad_id)
+    mask = packed["response_mask"]
+    for i, r in enumerate(response_ids):
+        if not r:
+            mask[i] = 0.0
+    tensors = []
+    for values in per_token:
+        t = torch.zeros_like(mask)
+        for i, v in enumerate(values):
+            t[i, : len(v)] = torch.tensor(v, dtype=torch.float32)
+        tensors.append(t)
+    return packed, tensors
+
+
 def to_batch(records: list[Record], pad_id: int, step: int, max_response_len: int = 0) -> RolloutBatch:
     """Pack scored records into the typed update batch (sampling log-probs aligned to tokens)."""
-    packed = pack_rows([r.prompt_ids for r in records], [r.response_ids or [pad_id] for r in records], pad_id)
+    packed, (sampling_logp,) = pack_samples([r.prompt_ids for r in records], [r.response_ids for r in records],
+                                            pad_id, [r.logprobs for r in records])
     mask = packed["response_mask"]
-    for i, r in enumerate(records):  # an empty response keeps one masked pad token
-        if not r.response_ids:
-            mask[i] = 0.0
-    sampling_logp = torch.zeros_like(mask)
-    for i, r in enumerate(records):
-        sampling_logp[i, : len(r.logprobs)] = torch.tensor(r.logprobs, dtype=torch.float32)
     groups = {g: k for k, g in enumerate(dict.fromkeys(r.group for r in records))}
     return RolloutBatch(
         response_ids=packed["response_ids"], response_mask=mask,

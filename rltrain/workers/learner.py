@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from algorithms.stages.base import real_tokens
 from rltrain.config.schema import LearnerConfig
 from rltrain.workers.logprobs import response_logprobs
 from rltrain.workers.weight_sync import send_buckets
@@ -113,7 +114,7 @@ class Learner:
             mb = shard.index(torch.arange(a, b)).to(self.device)
             logp, ent = self._forward(mb, True)
             # no old-log-prob pass ran (no entropy came with the batch): measure here what it would have
-            m_extra = {} if mb.entropy is not None else logprob_metrics(_real_tokens(mb), logp, ent, mb.sampling_logp)
+            m_extra = {} if mb.entropy is not None else logprob_metrics(real_tokens(mb), logp, ent, mb.sampling_logp)
             if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
                 mb.old_logp = logp.detach()
             if mb.prox_logp is None:  # no pass ran: this step's first forward is pi_k
@@ -178,11 +179,6 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     recomputed in the backward instead of kept from the forward: less memory, ~1/3 more compute."""
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
-
-
-def _real_tokens(mb) -> torch.Tensor:
-    """(N,T) 1.0 on the response tokens of real rows (zero-weight padding rows excluded)."""
-    return (mb.loss_weights.abs().sum(-1, keepdim=True) > 0).float() * mb.response_mask
 
 
 def logprob_metrics(mask: torch.Tensor, logp: torch.Tensor, entropy: torch.Tensor | None,
