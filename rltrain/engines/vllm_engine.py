@@ -20,6 +20,8 @@ from rltrain.engines.base import EngineBase, Sample, SamplingConfig
 
 
 class VLLMEngine(EngineBase):
+    resumes_partial = True  # continue_sequences from token ids: tested chunked == whole (greedy)
+
     def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, gpu_memory_utilization: float = 0.3,
                  max_model_len: int = 512, enable_sleep_mode: bool = False) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -45,10 +47,13 @@ class VLLMEngine(EngineBase):
         n = 1 if sampling.greedy else sampling.n  # vLLM rejects n > 1 with greedy decoding
         if sampling.greedy:
             prompt_ids = [p for p in prompt_ids for _ in range(sampling.n)]
-        params = SamplingParams(n=n, max_tokens=sampling.max_new_tokens, logprobs=0, seed=seed,
-                                temperature=0.0 if sampling.greedy else sampling.temperature,
-                                top_p=1.0 if sampling.greedy else sampling.top_p,
-                                stop_token_ids=list(sampling.stop_token_ids) or None)
+        # one seed per prompt: a seed shared by identical prompts (multi-turn episodes of one group, all at
+        # their first turn) would give them identical samples
+        params = [SamplingParams(n=n, max_tokens=sampling.max_new_tokens, logprobs=0, seed=seed + 7919 * i,
+                                 temperature=0.0 if sampling.greedy else sampling.temperature,
+                                 top_p=1.0 if sampling.greedy else sampling.top_p,
+                                 stop_token_ids=list(sampling.stop_token_ids) or None)
+                  for i in range(len(prompt_ids))]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
         samples = []
         for i, out in enumerate(outputs):
