@@ -57,12 +57,16 @@ class BatchField(str, enum.Enum):
     CLIP_HIGH = "clip_high"
     REPLAYED = "replayed"
     BEHAVIOUR_ROWS = "behaviour_rows"
+    TEACHER_IDS = "teacher_ids"
+    TEACHER_MASK = "teacher_mask"
+    GT_PROBS = "gt_probs"
 
 
 F = BatchField
 ROLLOUT_FIELDS = frozenset({F.RESPONSE_IDS, F.RESPONSE_MASK, F.INPUT_IDS, F.ATTENTION_MASK, F.RESP_START,
-                            F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS, F.REPLAYED})
-LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP, F.PROX_LOGP})  # before the driver part
+                            F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS, F.REPLAYED,
+                            F.TURN_IDS, F.TOKEN_REWARDS})
+LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP, F.PROX_LOGP, F.GT_PROBS})  # before the driver part
 MINIBATCH_PASS_FIELDS = frozenset({F.CUR_LOGP})                                    # per mini-batch
 LEARNER_FIELDS = frozenset({F.OLD_LOGP, F.PROX_LOGP})  # from the learner's own forward when no pass ran
 
@@ -92,8 +96,9 @@ class RolloutBatch:
     resp_start: torch.Tensor | None = None       # (N,) where each row's response starts in input_ids
     sampling_logp: torch.Tensor | None = None    # (N,T) the engine's log-probs of the sampled tokens
     versions: torch.Tensor | None = None         # (N,) weight version that generated each row
-    token_rewards: torch.Tensor | None = None    # (N,T) optional per-token rewards (multi-turn)
-    turn_ids: torch.Tensor | None = None         # (N,T) turn index per token, -1 outside turns (multi-turn)
+    token_rewards: torch.Tensor | None = None    # (N,T) per-turn environment rewards at each turn's last token
+    turn_ids: torch.Tensor | None = None         # (N,T) turn index per token (a turn's observation included),
+                                                 #       -1 on padding; single-turn: 0 on every response token
     old_logp: torch.Tensor | None = None         # (N,T) pi_old (learner pass, or behaviour log-probs off-policy)
     entropy: torch.Tensor | None = None          # (N,T) pi_old's entropy (learner pass)
     ref_logp: torch.Tensor | None = None         # (N,T) reference policy (reference actor)
@@ -109,6 +114,12 @@ class RolloutBatch:
     clip_high: torch.Tensor | None = None        # (N,) per-row upper ratio bound (BAPO)
     replayed: torch.Tensor | None = None         # (N,) bool: taken from the replay buffer (advantages stored)
     behaviour_rows: torch.Tensor | None = None   # (N,) bool: ratio against the behaviour log-probs (ReMix)
+    # IGPO (multi-turn rollouts that know the ground truth): the pseudo answer teacher-forced after each turn's
+    # history, and the runtime pass's result
+    teacher_ids: torch.Tensor | None = None      # (N,A) prefix + ground-truth answer ids, right-padded
+    teacher_mask: torch.Tensor | None = None     # (N,A) 1 on the answer tokens (whose probability counts)
+    gt_probs: torch.Tensor | None = None         # (N,K) p_k: geometric-mean probability of the answer before
+                                                 #       turn k (p_0: prompt only); NaN where not computed
     pad_id: int = 0
     step: int = 0
     max_response_len: int = 0  # the generation budget (rollout.max_new_tokens); 0 = unknown (use the width T)
@@ -156,7 +167,7 @@ class RolloutBatch:
             raise ValueError(f"cannot pad a batch of widths ({t}, {L}) to ({width}, {model_width})")
 
         def pad(name: str, x: torch.Tensor) -> torch.Tensor:
-            if x.dim() < 2:
+            if x.dim() < 2 or name in _OWN_WIDTH:
                 return x
             target = model_width if name in _MODEL_WIDE else width
             value = self.pad_id if name in ("response_ids", "input_ids") else 0
@@ -176,6 +187,10 @@ class RolloutBatch:
                 kw[name] = None
             elif any(t is None for t in ts):
                 raise ValueError(f"RolloutBatch.cat: field {name!r} is set in some batches only")
+            elif name in _OWN_WIDTH:  # widths of their own (answer tokens, turns): pad to the widest
+                w = max(t.shape[1] for t in ts)
+                fill = float("nan") if name == "gt_probs" else 0
+                kw[name] = torch.cat([torch.nn.functional.pad(t, (0, w - t.shape[1]), value=fill) for t in ts])
             else:
                 kw[name] = torch.cat(ts)
         keys = [k for b in batches for k in b.prompt_keys]
@@ -184,5 +199,6 @@ class RolloutBatch:
 
 _SCALARS = ("prompt_keys", "pad_id", "step", "max_response_len")
 _MODEL_WIDE = ("input_ids", "attention_mask")
+_OWN_WIDTH = ("teacher_ids", "teacher_mask", "gt_probs")
 _ROW_TENSORS = tuple(f.name for f in dataclasses.fields(RolloutBatch) if f.name not in _SCALARS)
 assert set(_ROW_TENSORS) | {"prompt_keys"} == {f.value for f in BatchField}, "BatchField and RolloutBatch disagree"

@@ -2,8 +2,9 @@
 debajoycs98/IGPO `compute_grpo_outcome_advantage` + `_compute_turn_level_advantage`).
 
 Turn rewards: turn k < K-1 gets the information gain IG_k = p_{k+1} - p_k, where p_k is the (geometric-mean
-token) probability of the ground truth before turn k ends (p_0: prompt only); the final turn gets the
-outcome reward. Normalisation within each group: "joint" over all valid turn rewards of the group
+token) probability of the ground truth teacher-forced after the history before turn k (p_0: prompt only;
+p_{k+1}: after turn k and its observation), computed by the runtime on the learners; the final turn gets
+the outcome reward. Per-turn environment rewards, when an environment gives them, are added. Normalisation within each group: "joint" over all valid turn rewards of the group
 (x - mean) / (std + 1e-6) with std = sqrt(population var + 1e-8) (std = 1 when the group has <= 1 value),
 or "separate" (IG rewards and outcomes normalised apart). Then A_k = rn_k + gamma * A_{k+1} backwards and
 A_k is broadcast to every policy token of turn k (observation tokens are masked).
@@ -60,25 +61,42 @@ def discounted_turn_returns(rn: torch.Tensor, valid: torch.Tensor, gamma: float 
     return out
 
 
-def information_gain_rewards(gt_probs: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
-    """(N,K) turn rewards: p_{k+1} - p_k for non-final turns, outcome on the last valid turn, NaN after."""
+def information_gain_rewards(gt_probs: torch.Tensor, outcome: torch.Tensor,
+                             n_turns: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,K) turn rewards: p_{k+1} - p_k for the non-final turns k < n_i - 1, the outcome on turn n_i - 1,
+    NaN after. `n_turns` (N,) defaults to the count of non-NaN p_k per row."""
     p = gt_probs.to(torch.float64)
-    valid = ~torch.isnan(p)
-    n_turns = valid.sum(1)
+    if n_turns is None:
+        n_turns = (~torch.isnan(p)).sum(1)
+    K = max(int(n_turns.max()) if n_turns.numel() else 0, 1)
+    if p.shape[1] < K:
+        p = torch.nn.functional.pad(p, (0, K - p.shape[1]), value=float("nan"))
+    p = p[:, :K]
     out = torch.full_like(p, float("nan"))
     out[:, :-1] = p[:, 1:] - p[:, :-1]
-    idx = torch.arange(p.shape[1]).unsqueeze(0)
+    idx = torch.arange(K).unsqueeze(0)
     out = torch.where(idx < (n_turns - 1).unsqueeze(1), out, torch.full_like(out, float("nan")))
-    last = (n_turns - 1).clamp(min=0)
     has = n_turns > 0
+    last = (n_turns - 1).clamp(min=0)
     out[has, last[has]] = outcome.to(torch.float64)[has]
+    missing = torch.isnan(out) & (idx < n_turns.unsqueeze(1))
+    if missing.any():
+        i, k = (int(v) for v in missing.nonzero()[0])
+        raise ValueError(f"IGPO: row {i} has {int(n_turns[i])} turns but no ground-truth probability around turn {k} "
+                         "(the rollout gave no ground truth to teacher-force: an environment without "
+                         "answer_for_teacher_forcing, or a row without an answer)")
     return out
 
 
 def turn_advantages(gt_probs: torch.Tensor, outcome: torch.Tensor, group_ids: torch.Tensor, gamma: float = 1.0,
-                    norm: str = "joint") -> torch.Tensor:
-    """(N,K) turn-level advantages from ground-truth probabilities p_0..p_{K-1} and the outcome reward."""
-    rewards = information_gain_rewards(gt_probs, outcome)
+                    norm: str = "joint", n_turns: torch.Tensor | None = None,
+                    extra: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,K) turn-level advantages from ground-truth probabilities p_0..p_{K-1} and the outcome reward;
+    `extra` (N,K) adds per-turn environment rewards (NaN / absent = 0)."""
+    rewards = information_gain_rewards(gt_probs, outcome, n_turns)
+    if extra is not None:
+        e = torch.nan_to_num(extra.to(torch.float64)[:, : rewards.shape[1]], nan=0.0)
+        rewards[:, : e.shape[1]] += e
     valid = ~torch.isnan(rewards)
     return discounted_turn_returns(normalise_turn_rewards(rewards, group_ids, norm), valid, gamma).to(gt_probs.dtype)
 

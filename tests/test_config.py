@@ -138,3 +138,9 @@ def test_missing_yaml_file_raises_file_not_found(tmp_path):
 def test_top_p_below_one_is_refused_naming_why():
     with pytest.raises(ConfigError, match=r"^rollout\.top_p: must be 1\.0, got 0\.9: .*truncated"):
         load(None, ["rollout.top_p=0.9"])
+
+
+def test_partial_rollout_budget_must_be_below_the_response_limit():
+    with pytest.raises(ConfigError, match=r"rollout\.partial_tokens=8 must be below rollout\.max_new_tokens=8"):
+        load(None, ["rollout.partial_tokens=8", "rollout.max_new_tokens=8"])
+    assert load(None, ["rollout.partial_tokens=4", "rollout.max_new_tokens=8"]).rollout.partial_tokens == 4

@@ -51,6 +51,7 @@ FORBIDDEN = {
     "data": ("rltrain.driver", "rltrain.workers", "rltrain.engines", "ray"),
     "toy": ("rltrain.driver", "rltrain.workers", "ray"),
     "config": ("rltrain.workers", "ray", "rltrain.driver.trainer"),
+    "envs": ("rltrain.driver", "rltrain.workers", "rltrain.engines", "ray"),
 }
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from rltrain.data import tasks
-from rltrain.data.tasks import DEFAULT_TASK, TASKS, get_task, is_correct, make_rows, split_of
+from rltrain.data.tasks import search_fact, DEFAULT_TASK, TASKS, get_task, is_correct, make_rows, split_of
 
 
 def test_module_doctest():
@@ -39,6 +39,9 @@ def test_answers_splits_and_widths(task):
             op = r["prompt"][len(str(r["a"]))]
             want = {"+": r["a"] + r["b"], "-": r["a"] - r["b"], "*": r["a"] * r["b"]}[op]
             assert r["answer"] == str(want), r
+        elif "entity" in r:  # the search task: the value of the entity in knowledge-base world 0
+            assert r["prompt"] == f"{r['entity']}?" and r["answer"] == search_fact(0, r["entity"])
+            assert 10 <= int(r["answer"]) <= 99
         else:
             d = r["digits"]
             assert r["answer"] == (d[::-1] if task.startswith("rev") else "".join(sorted(d))), r

@@ -12,8 +12,7 @@ from algorithms.core import masked_mean
 from algorithms.dcpo import SmoothAdvantage
 from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages
 from algorithms.gtpo import entropy_filtered_advantages
-from algorithms.igpo import (IGPO_NORMS, broadcast_turns, discounted_turn_returns, normalise_turn_rewards,
-                             turn_rewards_from_tokens)
+from algorithms.igpo import IGPO_NORMS, broadcast_turns, turn_advantages, turn_rewards_from_tokens
 from algorithms.noisy import forward_corrected_advantages, reinforce_advantages
 from algorithms.nsr import NSR_MODES, sample_advantages
 from algorithms.registry import meta, register
@@ -138,13 +137,14 @@ class NSRAdvantage(AdvantageEstimator):
 
 @register("advantage", "igpo")
 class IGPOAdvantage(AdvantageEstimator):
-    """Turn-level advantages from `token_rewards` summed per turn (outcome reward on the last token when
-    absent); broadcast over each turn's tokens with `turn_ids`. Without turn_ids (single-turn data)
-    every response token is turn 0, which reduces to the outcome reward normalised in its group.
-    (The information-gain turn rewards of ALGORITHMS.md §6 need multi-turn rollouts; until the runtime
-    writes them, the functional API `algorithms.igpo.turn_advantages` computes them from gt_probs.)"""
+    """Turn-level advantages (algorithms/igpo.py): information gain p_{k+1} - p_k for each non-final turn
+    (`gt_probs`, from the runtime's teacher-forcing pass) plus any per-turn environment reward
+    (`token_rewards`), the outcome on the final turn; normalised in the group, discounted back and
+    broadcast over each turn's policy tokens with `turn_ids`. Single-turn rows (one turn) reduce to the
+    outcome normalised in its group."""
 
-    reads, writes = _GROUP_READS, _ADV
+    reads = _GROUP_READS | {F.TURN_IDS, F.TOKEN_REWARDS, F.GT_PROBS}
+    writes = _ADV
 
     @dataclass
     class Params:
@@ -152,21 +152,21 @@ class IGPOAdvantage(AdvantageEstimator):
         norm: str = meta("joint", choices=IGPO_NORMS)
 
     def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        turn_ids = batch.turn_ids
-        if turn_ids is None:
-            turn_ids = torch.where(batch.response_mask > 0, 0, -1).long()
-        p = self.params
-        tok_r = batch.token_rewards
-        if tok_r is None:  # outcome reward on each row's last response token
-            last = (batch.response_mask > 0).long().cumsum(-1).argmax(-1)
-            tok_r = torch.zeros_like(batch.response_mask, dtype=torch.float32)
-            tok_r[torch.arange(len(batch)), last] = batch.rewards.to(torch.float32)
-        rewards = turn_rewards_from_tokens(tok_r, turn_ids)
-        valid = ~torch.isnan(rewards)
-        turn_adv = discounted_turn_returns(normalise_turn_rewards(rewards, batch.group_ids, p.norm), valid, p.gamma)
+        p, turn_ids = self.params, batch.turn_ids
+        n_turns = (turn_ids.max(1).values + 1).clamp(min=1)
+        extra = turn_rewards_from_tokens(batch.token_rewards, turn_ids)
+        turn_adv = turn_advantages(batch.gt_probs, batch.rewards, batch.group_ids, p.gamma, p.norm, n_turns, extra)
         adv = broadcast_turns(turn_adv, turn_ids, batch.response_mask)
-        return adv, {"igpo/turns_mean": float((turn_ids.max(1).values + 1).float().mean()),
-                     **adv_metrics(adv, batch.response_mask)}
+        gt = batch.gt_probs.to(torch.float64)
+        multi = n_turns > 1
+        out = {"igpo/turns_mean": float(n_turns.float().mean()), **adv_metrics(adv, batch.response_mask)}
+        if multi.any():
+            ig = gt[multi, 1:] - gt[multi, :-1]
+            ig = ig[~torch.isnan(ig)]
+            last = gt[multi].gather(1, (n_turns[multi] - 1).unsqueeze(1)).squeeze(1)
+            out.update({"igpo/info_gain_mean": float(ig.mean()) if ig.numel() else 0.0,
+                        "igpo/gt_prob_first": float(gt[multi, 0].mean()), "igpo/gt_prob_last": float(last.mean())})
+        return adv, out
 
 
 @register("advantage", "pacs")

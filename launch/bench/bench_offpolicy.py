@@ -7,7 +7,9 @@ Variants (each one `python launch/grpo.py` run with the overrides listed in VARI
 - sync: GRPO, generate then learn; async_k1 / async_k2 / async_k4: generation k versions ahead;
 - remix: ReMix on the replay schedule (40% replayed groups, 2 updates per batch, last 2 steps);
 - bapo_stale{2,4,8} / ppo_stale{2,4,8}: k optimizer updates per rollout batch (learner.mini_batches=k,
-  BAPO's "staleness k"), BAPO's adaptive bounds vs the same stages with fixed PPO clipping [0.8, 1.2].
+  BAPO's "staleness k"), BAPO's adaptive bounds vs the same stages with fixed PPO clipping [0.8, 1.2];
+- partial{2,4}: partial rollouts, at most 2 / 4 new tokens per sample per round (of 8), the rest
+  resumed in later rounds or steps (rltrain/driver/partial.py).
 Per run: test pass@1 every --eval-every steps against generated samples and wall time, entropy over
 training, the mechanism's metrics (clip fractions, ppo_kl, ratio max, BAPO bounds, staleness, replay).
 Writes <out>.json (compact) and the table into <out>.md between `<!-- bench:begin -->` / `<!-- bench:end -->`.
@@ -39,7 +41,9 @@ for _k in (2, 4, 8):  # BAPO's "staleness k": k optimizer updates per rollout ba
     VARIANTS[f"bapo_stale{_k}"] = {"algorithm.preset": "bapo", "learner.mini_batches": _k}
     VARIANTS[f"ppo_stale{_k}"] = {"algorithm.preset": "bapo", "learner.mini_batches": _k,
                                   "algorithm.objective": {"name": "ppo_clip", "dual_clip": 3.0}}
-MECHANISM = ("rollout/staleness_mean", "actor/ppo_kl", "actor/clipfrac_low", "actor/clipfrac_high", "is/ratio_max",
+VARIANTS["partial2"] = {"rollout.partial_tokens": 2}
+VARIANTS["partial4"] = {"rollout.partial_tokens": 4}
+MECHANISM = ("rollout/staleness_mean", "rollout/gen_rounds", "rollout/partial_resumed", "rollout/partial_waiting_groups", "actor/ppo_kl", "actor/clipfrac_low", "actor/clipfrac_high", "is/ratio_max",
              "bapo/c_low_mean", "bapo/c_high_mean", "bapo/balance", "replay/fraction", "remix/convex_kl")
 
 
@@ -113,7 +117,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=20)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                   default=[v for v in VARIANTS if v not in ("bapo_stale2", "ppo_stale2", "bapo_stale8", "ppo_stale8")])
+                   default=[v for v in VARIANTS if v not in ("bapo_stale2", "ppo_stale2", "bapo_stale8", "ppo_stale8",
+                                                       "partial2", "partial4")])
     p.add_argument("--out", default=str(ROOT / "docs" / "offpolicy"))
     args = p.parse_args()
     import ray

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rltrain.config.loader import ConfigError, Section, load_config, to_dict
 
@@ -72,6 +72,9 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_refill_rounds: int = Field(4, ge=0)  # dynamic sampling: extra generation rounds before giving up
+    # partial rollouts (rltrain/driver/partial.py): 0 = off; c > 0 = each round gives a sample at most c new
+    # tokens, unfinished samples resume next step (after the weight sync) from their token ids
+    partial_tokens: int = Field(0, ge=0)
     threads: int = Field(0, ge=0)  # torch threads per rollout worker on CPU; 0 = auto (see rltrain/workers)
     # engine precision; auto = model.dtype. bfloat16 with a float32 learner is the usual split
     # (rollouts in bf16, fp32 learner); the gap shows in rollout/logprob_diff.
@@ -96,6 +99,13 @@ class RolloutConfig(Section):
                              "truncated, renormalised distribution while the learners score the full one, so "
                              "every ratio and KL would be biased (learner-side truncation is not implemented)")
         return top_p
+
+    @model_validator(mode="after")
+    def _partial_below_the_limit(self) -> "RolloutConfig":
+        if self.partial_tokens >= self.max_new_tokens:
+            raise ValueError(f"rollout.partial_tokens={self.partial_tokens} must be below rollout.max_new_tokens="
+                             f"{self.max_new_tokens} (0 turns partial rollouts off)")
+        return self
 
     @field_validator("engine_options")
     @classmethod
@@ -253,6 +263,31 @@ def engine_dtype(cfg: Config) -> str:
     return cfg.model.dtype if cfg.rollout.dtype == "auto" else cfg.rollout.dtype
 
 
+class EnvConfig(Section):
+    """Multi-turn rollouts (rltrain/driver/multiturn.py): `name: null` = single-turn generation. A
+    registered environment (`search`) or an import path `pkg.mod:Class` following
+    `rltrain.envs.base.Environment`; `options` reach its constructor. A turn ends at EOS, at one of the
+    `stop` strings (each one token) or after `turn_tokens`; observations are appended as token ids and
+    masked out of the loss; an episode ends when the environment says so, after `max_turns`, or when
+    prompt-side tokens reach `rollout.max_new_tokens` (the episode's whole response budget)."""
+
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    max_turns: int = Field(4, ge=1)
+    turn_tokens: int = Field(16, ge=1)
+    stop: list[str] = Field(default_factory=lambda: ["\n"])
+    step_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_env(cls, name: str | None) -> str | None:
+        if name is not None:
+            from rltrain.envs import check_env_name
+
+            check_env_name(name)
+        return name
+
+
 class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -266,6 +301,19 @@ class Config(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+
+    @model_validator(mode="after")
+    def _multiturn_combinations(self) -> "Config":
+        if self.env.name is None:
+            return self
+        if self.rollout.partial_tokens:
+            raise ValueError("env.name is set: multi-turn episodes cannot also be partial rollouts; set "
+                             "rollout.partial_tokens: 0")
+        if self.trainer.schedule == "replay":
+            raise ValueError("env.name is set: the replay buffer stores single-turn samples only; use trainer.schedule "
+                             "sync or async")
+        return self
 
 
 def check_algorithm(spec: dict[str, Any]) -> None:
@@ -289,7 +337,7 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 
 
 __all__ = [
-    "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EvalConfig", "LearnerConfig", "LoggingConfig",
+    "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoggingConfig",
     "ModelConfig", "RENAMED", "ReferenceConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
     "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig", "engine_dtype",
     "engine_options", "load", "to_dict",

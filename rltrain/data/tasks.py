@@ -89,6 +89,23 @@ def _digits_task(kind: str, length: int):
     return sample, (enum if 10**length <= 200_000 else None)
 
 
+SEARCH_ENTITIES = tuple(a + b for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz")
+
+
+def search_fact(world: int, entity: str) -> str:
+    """The toy knowledge base: a 2-digit value per 2-letter entity, drawn from `world` (the search
+    environment looks facts up here; the warm start learns the format on another world)."""
+    h = hashlib.sha256(f"search-world:{world}:{entity}".encode()).digest()
+    return str(10 + int.from_bytes(h[:4], "big") % 90)
+
+
+def _search_task():
+    def make(entity: str) -> tuple[str, str, dict]:
+        return f"{entity}?", search_fact(0, entity), {"entity": entity, "world": 0}
+
+    return (lambda rng: make(rng.choice(SEARCH_ENTITIES))), (lambda: (make(e) for e in SEARCH_ENTITIES))
+
+
 def _register(tasks: dict, name: str, description: str, pair, **kw) -> None:
     sample, enum = pair
     tasks[name] = Task(name=name, description=description, sample=sample, enumerate=enum, **kw)
@@ -109,6 +126,8 @@ _register(TASKS, "mul1", "a*b= with a in 0..99, b in 0..9 (answer 1-3 digits)",
           _binop("*", lambda a, b: a * b, 0, 99, 0, 9), max_answer_chars=3)
 _register(TASKS, "rev4", "rev dddd= -> the 4 digits reversed", _digits_task("rev", 4),
           max_answer_chars=4)
+_register(TASKS, "search", "xy? -> the value of entity xy, found with the search environment (multi-turn; "
+          "676 entities)", _search_task(), max_answer_chars=2)
 _register(TASKS, "sort5", "sort ddddd= -> the 5 digits in ascending order", _digits_task("sort", 5),
           max_answer_chars=5)
 

@@ -9,61 +9,85 @@ against its behaviour (sampling) log-probs as pi_old, so the clipped ratio corre
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from algorithms import DriverAlgorithm, RolloutBatch
 from rltrain.data import PromptRow, PromptSampler
+from rltrain.driver.partial import PartialPool
 from rltrain.driver.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
 from rltrain.engines.base import SamplingConfig
 
 
 class BatchCollector:
     def __init__(self, rollout: Rollout, algo: DriverAlgorithm, sampling: SamplingConfig, prompts_per_step: int,
-                 max_refill_rounds: int, pad_id: int, timer: Callable) -> None:
+                 max_refill_rounds: int, pad_id: int, timer: Callable, partial_tokens: int = 0) -> None:
         self.rollout, self.algo, self.sampling = rollout, algo, sampling
         self.prompts_per_step, self.max_refill_rounds = prompts_per_step, max_refill_rounds
         self.pad_id, self.timer = pad_id, timer
+        self.partial = PartialPool(rollout, sampling, partial_tokens) if partial_tokens else None
+        self.next_group = 0  # group ids are unique over the run (partial groups outlive a step)
 
-    def submit(self, rows: list[PromptRow], first_group: int = 0) -> PendingRollout:
+    def submit(self, rows: list[PromptRow]) -> PendingRollout:
         """Start one generation round (returns at once; the engines work in the background)."""
-        return self.rollout.submit(rows, self.sampling, first_group)
+        first, self.next_group = self.next_group, self.next_group + len(rows)
+        sampling = self.partial.round_sampling() if self.partial else self.sampling
+        return self.rollout.submit(rows, sampling, first)
 
     def collect(self, step: int, version: int, sampler: PromptSampler, first: PendingRollout | None = None,
                 n_groups: int | None = None) -> tuple[RolloutBatch, dict[str, float]]:
         """Rounds until `n_groups` (default `prompts_per_step`) groups pass the data policy; `first` is a
-        round already in flight (a schedule's prefetch), else the first round is submitted here."""
-        kept: list[Record] = []
+        round already in flight (a schedule's prefetch), else the first round is submitted here.
+
+        With partial rollouts, groups done earlier lead; every round also resumes the waiting samples;
+        a group still generating counts towards the want (no fresh prompts replace it), so a step
+        ends once some groups are done and done + still generating covers the want."""
+        kept: list[Record] = list(self.partial.ready) if self.partial else []
         seen: list[Record] = []
         wanted = n_groups or self.prompts_per_step
-        need, group_base, have = wanted, 0, 0
         for attempt in range(1 + self.max_refill_rounds):
-            pending = first if attempt == 0 and first is not None else self.submit(sampler.take(need), group_base)
+            need = wanted - self._groups(kept) - self._waiting_groups()
+            pending = first if attempt == 0 and first is not None else (
+                self.submit(sampler.take(need)) if need > 0 else None)
+            resumed = self.partial.resume() if self.partial else None
             with self.timer("rollout", accumulate=True):
-                records = pending.result()
+                records = pending.result() if pending is not None else []
+                if resumed is not None:
+                    resumed.result()
+                if self.partial:
+                    records = self.partial.settle(records)
             with self.timer("reward", accumulate=True):
                 self.rollout.score(records)
-            group_base += len(pending.rows)
             seen += records
             scored = [r for r in records if r.reward is not None]
             if scored:
                 keep = self.algo.keep(to_batch(scored, self.pad_id, step, self.sampling.max_new_tokens))
                 kept += [r for r, k in zip(scored, keep.tolist()) if k]
-            have = len({r.group for r in kept})
-            need = wanted - have
-            if need <= 0:
+            if kept and self._groups(kept) + self._waiting_groups() >= wanted:
                 break
         else:
-            print(f"[rltrain] step {step}: data policy kept {have} of {wanted} prompt groups after "
-                  f"{1 + self.max_refill_rounds} generation rounds (rollout.max_refill_rounds); the data is too hard "
-                  f"or too easy for this filter; training on the {have} groups kept", flush=True)
+            waiting = f" ({self._waiting_groups()} more still generating)" if self.partial else ""
+            print(f"[rltrain] step {step}: {self._groups(kept)} of {wanted} prompt groups ready{waiting} after "
+                  f"{1 + self.max_refill_rounds} generation rounds (rollout.max_refill_rounds); the data is too "
+                  f"hard or too easy for the data policy; training on the groups kept", flush=True)
         return self._batch(step, version, kept, seen, attempt + 1, wanted)
+
+    @staticmethod
+    def _groups(records: list[Record]) -> int:
+        return len({r.group for r in records})
+
+    def _waiting_groups(self) -> int:
+        return self._groups(self.partial.waiting) if self.partial else 0
 
     def _batch(self, step: int, version: int, kept: list[Record], seen: list[Record],
                rounds: int, wanted: int) -> tuple[RolloutBatch, dict[str, float]]:
         groups = list(dict.fromkeys(r.group for r in kept))[:wanted]
         chosen = set(groups)
+        if self.partial:  # done beyond this step's want: they lead the next batch
+            self.partial.ready = [r for r in kept if r.group not in chosen]
         kept = [r for r in kept if r.group in chosen]
-        metrics = rollout_metrics(seen, self.sampling.max_new_tokens)
+        metrics = rollout_metrics(seen, self.sampling.max_new_tokens) if seen else {}
+        if self.partial:
+            metrics.update(self.partial.metrics())
         metrics["rollout/gen_rounds"] = float(rounds)
         metrics["rollout/kept_groups"] = float(len(groups))
         if not kept:
@@ -77,3 +101,11 @@ class BatchCollector:
         if oldest < version:  # off-policy: the ratio is taken against the policy that sampled
             batch.old_logp = batch.sampling_logp.clone()
         return batch, metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"next_group": self.next_group, "partial": self.partial.state_dict() if self.partial else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.next_group = state["next_group"]
+        if self.partial and state["partial"] is not None:
+            self.partial.load_state_dict(state["partial"])

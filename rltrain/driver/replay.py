@@ -119,4 +119,5 @@ def replay_batch(groups: list[list[ReplaySample]], pad_id: int, step: int, max_r
         attention_mask=packed["attention_mask"], resp_start=packed["resp_start"], sampling_logp=logp,
         versions=torch.tensor([s.version for s in rows], dtype=torch.long), old_logp=logp.clone(), advantages=adv,
         replayed=torch.ones(len(rows), dtype=torch.bool), pad_id=pad_id, step=step,
-        max_response_len=max_response_len)
+        max_response_len=max_response_len, turn_ids=torch.where(mask > 0, 0, -1).long(),
+        token_rewards=torch.zeros_like(mask))

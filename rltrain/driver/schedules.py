@@ -88,10 +88,11 @@ class SyncSchedule:
         self.off_policy = allowed
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict()}
+        return {"sampler": self.sampler.state_dict(), "collector": self.collector.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
+        self.collector.load_state_dict(state["collector"])
 
 
 class AsyncSchedule(SyncSchedule):
@@ -131,7 +132,8 @@ class AsyncSchedule(SyncSchedule):
 
     def state_dict(self) -> dict[str, Any]:
         # rounds in flight are not in the checkpoint: a resumed run takes their prompts again
-        return {"sampler": self._cursor_before[0] if self.in_flight else self.sampler.state_dict()}
+        return {"sampler": self._cursor_before[0] if self.in_flight else self.sampler.state_dict(),
+                "collector": self.collector.state_dict()}
 
 
 class OneStepOffSchedule(AsyncSchedule):

@@ -29,11 +29,14 @@ from rltrain.config import Config, to_dict
 from rltrain.driver import checkpoint
 from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate
+from rltrain.driver.gt_probs import gt_probs_from_logprobs, teacher_queries
+from rltrain.driver.multiturn import MultiTurnRollout
 from rltrain.driver.rewards import RewardRunner
 from rltrain.driver.rollout import Rollout
 from rltrain.driver.run_setup import RunFiles, prepare_run
 from rltrain.driver.schedules import schedule_class
 from rltrain.driver.tracking import Tracker
+from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
 from rltrain.workers.placement import start_actors, stop_actors
@@ -50,18 +53,24 @@ class Trainer:
         self.reference_step: int | None = None  # the step whose policy the reference holds (None: the initial)
         self.timings: dict[str, float] = {}
         schedule_cls = schedule_class(cfg.trainer.schedule)
+        if cfg.rollout.partial_tokens:
+            check_resumable(cfg.rollout.engine)
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
                                    schedule_cls.overlaps_generation(cfg))
-        self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
-        self.eval_rollout = self.rollout if cfg.eval.reward is None else Rollout(
-            self.actors.workers, self.tokenizer, RewardRunner(cfg.eval.reward, cfg.data.answer_key))
+        if cfg.env.name is not None:  # episodes with an environment, scored by it
+            self.rollout = self.eval_rollout = MultiTurnRollout(self.actors.workers, self.tokenizer, cfg.env,
+                                                                cfg.rollout.max_new_tokens)
+        else:
+            self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
+            self.eval_rollout = self.rollout if cfg.eval.reward is None else Rollout(
+                self.actors.workers, self.tokenizer, RewardRunner(cfg.eval.reward, cfg.data.answer_key))
         rc = cfg.rollout
         sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                                   top_p=rc.top_p)
         collector = BatchCollector(self.rollout, self.algo, sampling, rc.prompts_per_step, rc.max_refill_rounds,
-                                   self.files.pad_id, self._timer)
+                                   self.files.pad_id, self._timer, rc.partial_tokens)
         self.schedule = schedule_cls(collector, self.sampler, cfg)
         wandb_id = self._maybe_resume()
         self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id)
@@ -152,6 +161,8 @@ class Trainer:
     def compute_logprobs(self, batch: RolloutBatch) -> dict[str, float]:
         """Reference log-probs; old log-probs and entropy from the learners (sharded by rank)."""
         out: dict[str, float] = {}
+        if self.algo.needs(BatchField.GT_PROBS):
+            batch.gt_probs = self.ground_truth_probs(batch)
         if self.actors.reference is not None and self.algo.needs(BatchField.REF_LOGP):
             batch.ref_logp = self.actors.reference.call("compute_logprobs", batch)[0]
         if not self.needs_old_logprob_pass(batch):
@@ -165,6 +176,14 @@ class Trainer:
             m = batch.response_mask
             out["rollout/ref_kl_k1"] = float(((current - batch.ref_logp) * m).sum() / m.sum().clamp(min=1))
         return out
+
+    def ground_truth_probs(self, batch: RolloutBatch) -> torch.Tensor:
+        """IGPO's p_k for every row and turn, teacher-forced on the learners (rltrain/driver/gt_probs.py)."""
+        queries, where, n_turns = teacher_queries(batch)
+        if queries is None:
+            return torch.full((len(batch), n_turns), float("nan"))
+        logp = self._learner_logprobs(queries, with_entropy=False)[0]
+        return gt_probs_from_logprobs(logp, queries, where, len(batch), n_turns)
 
     def _learner_logprobs(self, batch: RolloutBatch, with_entropy: bool):
         shards = shard_for_ranks(len(batch), len(self.actors.learners))

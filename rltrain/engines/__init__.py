@@ -59,3 +59,14 @@ def engine_class(name: str) -> type:
         raise ValueError(f"rollout.engine={name!r}: {target} does not follow the engine protocol "
                          f"(rltrain.engines.base.RolloutEngine): missing {', '.join(missing)}")
     return cls
+
+
+def check_resumable(name: str) -> None:
+    """Partial rollouts need an engine that resumes a sample from its token ids (`continue_sequences`)
+    exactly; an engine class says it cannot with `resumes_partial = False`."""
+    import torch
+
+    cls = engine_class(resolve_engine_name(name, torch.cuda.is_available()))
+    if not getattr(cls, "resumes_partial", False):
+        raise ValueError(f"rollout.partial_tokens is set but engine {name!r} ({cls.__name__}) cannot pause and "
+                         "resume a sample (resumes_partial is not True); set rollout.partial_tokens: 0")

@@ -66,6 +66,9 @@ class EngineBase:
     """Defaults for the protocol: continuation through `generate`, version bookkeeping, no freeing."""
 
     version: int = 0
+    # continue_sequences resumes a sample cut at a token budget exactly as if generation had gone on
+    # (same ids, log-probs of the same distribution): partial rollouts may use this engine
+    resumes_partial: bool = False
 
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
         raise NotImplementedError

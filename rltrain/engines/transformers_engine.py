@@ -17,6 +17,8 @@ from rltrain.engines.base import EngineBase, Sample, SamplingConfig, stop_reason
 
 
 class TransformersEngine(EngineBase):
+    resumes_partial = True  # continue_sequences from token ids: tested chunked == whole (greedy)
+
     def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0) -> None:
         from transformers import AutoModelForCausalLM
 

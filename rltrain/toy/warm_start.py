@@ -64,6 +64,9 @@ _CALIBRATED: dict[tuple[str, str], dict] = {
     # rev4, 80 steps: test pass@1 ~0.12-0.13 and pass@8 ~0.6 with temperature-1 sampling (build ~25 s
     # on 2 cores); at 100 steps the model has already learned the task (pass@1 ~0.68).
     ("rev4", "tiny"): {"steps": 80},
+    # search (multi-turn, rltrain/toy/search_transcripts.py): 600 steps (~50 s) learn the formats and to
+    # copy the asked entity into the call most of the time; see the success rate in docs/multiturn.md
+    ("search", "tiny"): {"steps": 600, "version": 2},
 }
 
 
@@ -143,8 +146,9 @@ def _lr_at(recipe: WarmStartRecipe, step: int) -> float:
     return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def _collate(batch: Sequence[tuple[list[int], int]], pad: int):
-    """Right-padded (input_ids, attention_mask, labels); labels are -100 outside answer + eos."""
+def _collate(batch: Sequence[tuple[list[int], int | list[int]]], pad: int):
+    """Right-padded (input_ids, attention_mask, labels); labels are -100 outside answer + eos (an int:
+    the loss starts there) or where a per-token 0/1 loss mask (a list) is 0."""
     import torch
 
     T = max(len(ids) for ids, _ in batch)
@@ -154,7 +158,11 @@ def _collate(batch: Sequence[tuple[list[int], int]], pad: int):
     for i, (ids, start) in enumerate(batch):
         input_ids[i, : len(ids)] = torch.tensor(ids)
         attn[i, : len(ids)] = 1
-        labels[i, start: len(ids)] = torch.tensor(ids[start:])
+        if isinstance(start, list):
+            keep = torch.tensor(start, dtype=torch.bool)
+            labels[i, : len(ids)] = torch.where(keep, torch.tensor(ids), torch.full_like(keep, -100, dtype=torch.long))
+        else:
+            labels[i, start: len(ids)] = torch.tensor(ids[start:])
     return input_ids, attn, labels
 
 
@@ -203,8 +211,12 @@ def warm_start(out_dir: str | os.PathLike, recipe: WarmStartRecipe | None = None
     out = build_tiny_model(out_dir, size=recipe.size, arch=recipe.arch, seed=recipe.seed)
     tok = AutoTokenizer.from_pretrained(str(out))
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
-    rows = _tasks.make_rows(recipe.task, "train", recipe.n_train_rows, seed=recipe.seed)
-    examples = _encode_examples(tok, rows)
+    if recipe.task == "search":  # episodes with the search environment, on a knowledge base RL never sees
+        from rltrain.toy.search_transcripts import encode_transcripts
+
+        examples = encode_transcripts(tok, recipe.n_train_rows, seed=recipe.seed)
+    else:
+        examples = _encode_examples(tok, _tasks.make_rows(recipe.task, "train", recipe.n_train_rows, seed=recipe.seed))
 
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, min(recipe.num_threads, os.cpu_count() or 1)))

@@ -25,7 +25,9 @@ def random_batch(group_sizes=(3, 3, 2, 4), T: int = 7, seed: int = 0, binary: bo
         sampling_logp=old + 0.1 * torch.randn(N, T, generator=g),
         ref_logp=old + 0.2 * torch.randn(N, T, generator=g),
         entropy=torch.rand(N, T, generator=g) * 2, prox_logp=old + 0.05 * torch.randn(N, T, generator=g),
-        versions=torch.zeros(N, dtype=torch.long), step=1)
+        versions=torch.zeros(N, dtype=torch.long), step=1,
+        turn_ids=torch.where(mask > 0, 0, -1).long(), token_rewards=torch.zeros(N, T),
+        gt_probs=torch.full((N, 1), float("nan")))
 
 
 def current_logp(batch: RolloutBatch, scale: float = 0.4, seed: int = 1) -> torch.Tensor:

@@ -22,7 +22,7 @@ def test_index_slices_every_row_field():
         assert torch.equal(s.labels, torch.tensor(rows))
         assert torch.equal(s.token_weights, b.token_weights[rows])
         assert s.prompt_keys == [b.prompt_keys[i] for i in rows]
-        assert s.ref_logp is not None and s.token_rewards is None
+        assert s.ref_logp is not None and s.teacher_ids is None  # unset fields stay unset
 
 
 def test_cat_inverts_index():

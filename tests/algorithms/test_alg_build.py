@@ -244,23 +244,30 @@ def test_remix_centred_clip_convex_kl_and_reincarnation():
 
 def test_igpo_stage_paths():
     algo = algorithms.build({"preset": "igpo"})
-    # single-turn fallback: one turn per row = outcome normalised in the group with the population std
+    # single-turn rows (one turn, no ground-truth probability needed): the outcome normalised in the group
     b = _two_sample_batch([3, 5], [1.0, 0.0])
+    b.turn_ids = torch.where(b.response_mask > 0, 0, -1).long()
+    b.token_rewards, b.gt_probs = torch.zeros(2, 10), torch.full((2, 1), float("nan"))
     out, _ = algo.prepare(b)
     a = 0.5 / (math.sqrt(0.25 + 1e-8) + 1e-6)
     assert torch.allclose(out.advantages[:, 0], torch.tensor([a, -a]), atol=1e-5)
     assert torch.equal(out.advantages[0, 3:], torch.zeros(7))
-    # multi-turn token rewards: summed per turn, normalised in the group, discounted back, broadcast by turn_ids
-    b.turn_ids = torch.tensor([[0, 0, 1, -1, -1, -1, -1, -1, -1, -1], [0, 1, -1, 1, 1, -1, -1, -1, -1, -1]])
-    b.token_rewards = torch.zeros(2, 10)
-    b.token_rewards[0, 1], b.token_rewards[0, 2] = 0.3, 1.0     # row 0: turn rewards [0.3, 1.0]
-    b.token_rewards[1, 0], b.token_rewards[1, 4] = -0.1, 0.0    # row 1: turn rewards [-0.1, 0.0]
-    out, _ = algo.prepare(b)
-    rewards = torch.tensor([[0.3, 1.0], [-0.1, 0.0]], dtype=torch.float64)
-    turn = algorithms.igpo.discounted_turn_returns(
-        algorithms.igpo.normalise_turn_rewards(rewards, b.group_ids, "joint"), torch.ones(2, 2, dtype=torch.bool), 1.0)
-    assert torch.allclose(out.advantages[0, :3].double(), torch.stack([turn[0, 0], turn[0, 0], turn[0, 1]]))
-    assert out.advantages[1, 2] == 0 and torch.allclose(out.advantages[1, 3].double(), turn[1, 1])
+    # two turns each (turn 0: 2 policy tokens + 1 observation token, turn 1: 2 tokens); p = [.2, .7] and [.2, .1]
+    # turn rewards [.5, 1] and [-.1, 0] (outcomes 1, 0); joint mean .35, population std sqrt(.1925 + 1e-8)
+    b = _two_sample_batch([5, 5], [1.0, 0.0])
+    b.turn_ids = torch.tensor([[0, 0, 0, 1, 1] + [-1] * 5] * 2)
+    b.response_mask[:, 2] = 0.0  # the observation token
+    b.token_rewards, b.gt_probs = torch.zeros(2, 10), torch.tensor([[0.2, 0.7], [0.2, 0.1]])
+    out, metrics = algo.prepare(b)
+    s = math.sqrt(0.1925 + 1e-8) + 1e-6
+    expected = torch.tensor([[0.8, 0.8, 0.0, 0.65, 0.65], [-0.8, -0.8, 0.0, -0.35, -0.35]]) / s
+    assert torch.allclose(out.advantages[:, :5], expected, atol=1e-5)
+    assert metrics["igpo/info_gain_mean"] == pytest.approx(0.2)  # (.5 - .1) / 2
+    assert metrics["igpo/gt_prob_first"] == pytest.approx(0.2) and metrics["igpo/gt_prob_last"] == pytest.approx(0.4)
+    # a multi-turn row without its ground-truth probabilities is an error naming the row and turn
+    b.gt_probs = torch.tensor([[0.2, float("nan")], [0.2, 0.1]])
+    with pytest.raises(ValueError, match="row 0 has 2 turns but no ground-truth probability around turn 0"):
+        algo.prepare(b)
 
 
 def test_entropy_metric_prefers_current_entropy():
