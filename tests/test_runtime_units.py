@@ -138,3 +138,48 @@ def test_reward_runner_weights_parts_and_drops_unscored_samples():
     # overlong (characters): "12" is within L_max - L_cache = 2 -> 0; "1234567" is past L_max = 4 -> -1
     assert parts == {"exact_match": [1.0, None], "overlong": [0.0, -1.0]}
     assert total == [1.0, None]  # row a: 1*1 + .5*0 ; row b: dropped, whatever the overlong part says
+
+
+def test_chat_observation_wrapper_is_what_the_template_puts_around_a_tool_message():
+    from transformers import AutoTokenizer
+
+    from rltrain.driver.multiturn import chat_observation_wrapper
+    from rltrain.toy.tiny_model import build_tokenizer
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        build_tokenizer(d)
+        tok = AutoTokenizer.from_pretrained(d)
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<eos>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    # the model's turn ends with the <eos> it generated; the template's "\n" after it comes with the tool turn
+    assert chat_observation_wrapper(tok) == ("\n<|im_start|>tool\n", "<eos>\n<|im_start|>assistant\n")
+    tok.chat_template = None
+    with pytest.raises(ValueError, match="env.observation_format=chat: the tokenizer's chat template cannot render"):
+        chat_observation_wrapper(tok)
+
+
+def test_search_environment_parses_calls_and_answers_and_scores():
+    from rltrain.data import PromptRow
+    from rltrain.data.tasks import search_fact
+    from rltrain.envs import StepResult, Turn
+    from rltrain.envs.search import SearchEnv, parse_turn
+
+    assert parse_turn("s ka\n") == ("search", "ka") and parse_turn("a 37") == ("answer", "37")
+    assert parse_turn('<tool_call>{"name": "search", "arguments": {"query": "ka"}}</tool_call>') == ("search", "ka")
+    assert parse_turn("so it is \\boxed{37}.") == ("answer", "37")
+    assert parse_turn("hello") is None and parse_turn("<tool_call>{not json}</tool_call>") is None
+    env = SearchEnv()
+    row = PromptRow("ka?", search_fact(0, "ka"), {"entity": "ka", "world": 0}, "search:ka?")
+    assert env.reset(row) is None
+    history = [Turn("model", "s ka\n")]
+    assert env.step(history) == StepResult(f"ka={search_fact(0, 'ka')}\n")
+    assert env.step([Turn("model", "s zzz\n")]) == StepResult("zzz=none\n")  # not an entity
+    assert env.step([Turn("model", "??")]) == StepResult("err\n")
+    assert env.tool_calls == 2
+    answer = [*history, Turn("observation", "ka=..\n"), Turn("model", f"a {row.answer}")]
+    assert env.step(answer).done and env.score(answer) == 1.0
+    assert env.score([Turn("model", "a 00")]) == 0.0 and env.score([]) == 0.0
+    assert search_fact(0, "ka") != search_fact(1, "ka") or search_fact(0, "kb") != search_fact(1, "kb")
+    assert SearchEnv(answer_style="boxed").answer_for_teacher_forcing(row) == ("\\boxed{", row.answer)

@@ -47,15 +47,17 @@ MECHANISM = ("rollout/staleness_mean", "rollout/gen_rounds", "rollout/partial_re
              "bapo/c_low_mean", "bapo/c_high_mean", "bapo/balance", "replay/fraction", "remix/convex_kl")
 
 
-def run(name: str, seed: int, steps: int, eval_every: int, variants: dict[str, dict] = VARIANTS) -> dict:
-    """One training run of `variants[name]` with pass@1 every `eval_every` steps (and at the end)."""
+def run(name: str, seed: int, steps: int, eval_every: int, variants: dict[str, dict] = VARIANTS,
+        config: str | None = None, mechanism: tuple[str, ...] = MECHANISM, out_dir: str = "bench_offpolicy") -> dict:
+    """One training run of `variants[name]` (over `config`, default: the built-in defaults) with pass@1
+    every `eval_every` steps (and at the end)."""
     from rltrain.config import load
     from rltrain.driver.trainer import Trainer
 
     over = {**variants[name], "trainer.steps": steps, "trainer.seed": seed, "eval.every": eval_every,
-            "trainer.output_dir": str(ROOT / "runs" / "bench_offpolicy"),
+            "trainer.output_dir": str(ROOT / "runs" / out_dir),
             "trainer.run_name": f"{name}_s{seed}_{time.strftime('%H%M%S')}"}
-    trainer = Trainer(load(None, over))
+    trainer = Trainer(load(config, over))
     try:
         t0 = time.perf_counter()
         before = trainer.evaluate()
@@ -71,7 +73,7 @@ def run(name: str, seed: int, steps: int, eval_every: int, variants: dict[str, d
                               "wall_s": round(time.perf_counter() - t0, 1), "pass@1": ev["eval/pass@1"]})
     finally:
         trainer.close()
-    return summarize(name, seed, curve, history, variants[name])
+    return summarize(name, seed, curve, history, variants[name], mechanism)
 
 
 def _mean(history: list[dict], key: str, part: slice = slice(None)) -> float | None:
@@ -79,14 +81,17 @@ def _mean(history: list[dict], key: str, part: slice = slice(None)) -> float | N
     return round(sum(vals) / len(vals), 5) if vals else None
 
 
-def summarize(name: str, seed: int, curve: list[dict], history: list[dict], overrides: dict) -> dict:
+def summarize(name: str, seed: int, curve: list[dict], history: list[dict], overrides: dict,
+              mechanism: tuple[str, ...] = MECHANISM) -> dict:
     ent = "actor/entropy"
     return {"variant": name, "seed": seed, "overrides": overrides, "curve": curve,
             "pass@1_before": curve[0]["pass@1"], "pass@1_after": curve[-1]["pass@1"],
             "samples": curve[-1]["samples"], "wall_s": curve[-1]["wall_s"],
             "entropy_first10": _mean(history, ent, slice(0, 10)), "entropy_last10": _mean(history, ent, slice(-10, None)),
             "entropy_trace": [_mean(history, ent, slice(i, i + 10)) for i in range(0, len(history), 20)],
-            "mechanism": {k: v for k in MECHANISM if (v := _mean(history, k)) is not None}}
+            "mechanism": {k: v for k in mechanism if (v := _mean(history, k)) is not None},
+            "mechanism_first10": {k: v for k in mechanism if (v := _mean(history, k, slice(0, 10))) is not None},
+            "mechanism_last10": {k: v for k in mechanism if (v := _mean(history, k, slice(-10, None))) is not None}}
 
 
 def table(rows: list[dict]) -> str:

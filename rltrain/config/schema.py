@@ -41,10 +41,12 @@ class DataConfig(Section):
     test_files: list[str] = Field(default_factory=list)
     prompt_key: str = "prompt"
     answer_key: str = "answer"
-    task: str = "default"  # built-in task family (used when train_files is empty)
+    task: str = "default"  # built-in task family (used when train_files is empty); word_problems: the real model's
     n_train: int = Field(4000, gt=0)
     n_test: int = Field(200, gt=0)
     seed: int = 0
+    # word_problems: the evaluation split; test_alt is phrased unlike the training templates
+    test_split: Literal["test", "test_alt"] = "test"
 
 
 class VLLMConfig(Section):
@@ -277,6 +279,9 @@ class EnvConfig(Section):
     turn_tokens: int = Field(16, ge=1)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     step_timeout_s: float = Field(10.0, gt=0)
+    # plain: observations appended as their text; chat: wrapped as a `tool` message of the tokenizer's chat
+    # template (rendered once at start), ending with the next assistant turn's generation prompt
+    observation_format: Literal["plain", "chat"] = "plain"
 
     @field_validator("name")
     @classmethod

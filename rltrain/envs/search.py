@@ -47,9 +47,13 @@ def parse_turn(text: str) -> tuple[str, str] | None:
 
 
 class SearchEnv:
-    """One episode of the search task. `world` defaults to the row's (`columns["world"]`)."""
+    """One episode of the search task. `world` defaults to the row's (`columns["world"]`); `answer_style`
+    is the answer form IGPO teacher-forces: "plain" (`a 37`) or "boxed" (`\\boxed{37}`, chat models)."""
 
-    def __init__(self, world: int | None = None) -> None:
+    def __init__(self, world: int | None = None, answer_style: str = "plain") -> None:
+        if answer_style not in ("plain", "boxed"):
+            raise ValueError(f"env.options.answer_style={answer_style!r}; allowed: plain, boxed")
+        self.answer_style = answer_style
         self.world_option = world
         self.answer: str | None = None
         self.world = 0
@@ -77,4 +81,4 @@ class SearchEnv:
         return float(action is not None and action[0] == "answer" and action[1] == self.answer)
 
     def answer_for_teacher_forcing(self, row: PromptRow) -> tuple[str, str]:
-        return "a ", str(row.answer)
+        return ("a " if self.answer_style == "plain" else "\\boxed{"), str(row.answer)
