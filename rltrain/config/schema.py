@@ -126,6 +126,18 @@ def engine_options(cfg: Config, resolved_name: str) -> dict[str, Any]:
     return section.model_dump() if section is not None else dict(cfg.rollout.engine_options)
 
 
+class LoRAConfig(Section):
+    """LoRA adapters through peft (rltrain/workers/lora.py): rank 0 = full fine-tuning. Only the adapters
+    train; engines get merged weights at each sync; checkpoints hold the adapters and their optimizer
+    state; the export is a merged plain model directory."""
+
+    rank: int = Field(0, ge=0)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                               "up_proj", "down_proj"])
+
+
 class LearnerConfig(Section):
     """DeepSpeed learners: one Ray actor per rank."""
 
@@ -141,6 +153,14 @@ class LearnerConfig(Section):
     warmup_steps: int = Field(0, ge=0)
     threads: int = Field(0, ge=0)  # torch threads per rank on CPU; 0 = auto (see rltrain/workers)
     force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+
+    @model_validator(mode="after")
+    def _lora_without_zero3(self) -> "LearnerConfig":
+        if self.lora.rank and self.zero_stage == 3:
+            raise ValueError("learner.lora.rank > 0 with learner.zero_stage 3 is not supported (the merged weights "
+                             "are built from whole parameters); use zero_stage 0-2")
+        return self
 
     @field_validator("betas")
     @classmethod
@@ -342,7 +362,7 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 
 
 __all__ = [
-    "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoggingConfig",
+    "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
     "ModelConfig", "RENAMED", "ReferenceConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
     "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig", "engine_dtype",
     "engine_options", "load", "to_dict",

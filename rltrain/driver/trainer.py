@@ -277,6 +277,7 @@ def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: in
     out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
     out["actor/lr"] = ranks[0]["actor/lr"]
     out["timing_s/update_rank_max"] = max(r["timing_s/update_rank"] for r in ranks)
+    out["perf/learner_peak_rss_mb"] = max(r["perf/learner_peak_rss_mb"] for r in ranks)
     return out
 
 

@@ -51,8 +51,15 @@ class Learner:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         if gradient_checkpointing:
             enable_gradient_checkpointing(model)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
-                                      weight_decay=cfg.weight_decay)
+        self.lora = cfg.lora.rank > 0
+        if self.lora:  # only the adapters train (rltrain/workers/lora.py)
+            from rltrain.workers import lora
+
+            if gradient_checkpointing:
+                model.enable_input_require_grads()
+            model = lora.wrap(model, cfg.lora)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                      betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         warmup = max(0, cfg.warmup_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
@@ -129,8 +136,11 @@ class Learner:
             metrics.append(m)
         if grad_norm is None:
             grad_norm = self.engine.get_global_grad_norm()
+        import resource
+
         return {"algo": metrics, "actor/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
-                "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0}
+                "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0,
+                "perf/learner_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     def _grad_norm(self) -> float | None:
         """Global gradient norm before clipping. ZeRO-0 keeps reduced gradients in `.grad` after the
@@ -141,37 +151,50 @@ class Learner:
         return None
 
     # ----- weight sync, checkpoints, export -------------------------------------------------
+    def _full_params(self):
+        """(plain HF name, full CPU tensor) of the policy: merged base + adapter weights under LoRA."""
+        from rltrain.workers import lora
+        from rltrain.workers.weight_sync import iter_full_params
+
+        if self.lora:
+            return lora.merged_params(self.engine.module)
+        return iter_full_params(self.engine.module, self.cfg.zero_stage == 3)
+
     def sync_weights(self, workers: list, version: int, bucket_bytes: int) -> dict[str, float]:
         """Every rank joins (ZeRO-3 gathers are collective); rank 0 sends the buckets."""
-        return send_buckets(self.engine.module, self.cfg.zero_stage == 3, workers if self.rank == 0 else [],
-                            version, bucket_bytes)
+        return send_buckets(self._full_params(), workers if self.rank == 0 else [], version, bucket_bytes)
 
     def save(self, ckpt_dir: str) -> None:
-        self.engine.save_checkpoint(ckpt_dir, tag="learner", client_state={})
+        # under LoRA the frozen base is not saved: the checkpoint holds the adapters and their optimizer state
+        self.engine.save_checkpoint(ckpt_dir, tag="learner", client_state={}, exclude_frozen_parameters=self.lora)
 
     def load(self, ckpt_dir: str) -> None:
-        path, _ = self.engine.load_checkpoint(ckpt_dir, tag="learner")
+        path, _ = self.engine.load_checkpoint(ckpt_dir, tag="learner", load_module_strict=not self.lora)
         if path is None:
             raise FileNotFoundError(f"no learner checkpoint under {ckpt_dir}")
 
     def export(self, out_dir: str, tokenizer_dir: str) -> None:
         """Write the policy as a plain Hugging Face model directory (rank 0 writes)."""
-        from rltrain.workers.weight_sync import full_state_dict
-
-        state = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
+        state = dict(self._full_params())
         if self.rank == 0:
             from transformers import AutoTokenizer
 
             tmp = Path(out_dir + ".tmp")
-            self.engine.module.save_pretrained(tmp, state_dict=state)
+            module = self.engine.module.get_base_model() if self.lora else self.engine.module
+            module.save_pretrained(tmp, state_dict=state)
             AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
             _atomic_replace(tmp, Path(out_dir))
 
-    def param_checksum(self) -> float:
+    def param_checksum(self, part: str = "policy") -> float:
+        """Sum of |w| over the policy's (merged) weights; under LoRA also "base" (frozen) or "adapter"."""
         from rltrain.workers.weight_sync import full_state_dict
 
-        state = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
-        return float(sum(v.double().abs().sum() for v in state.values()))
+        if part == "policy":
+            values = [v for _, v in self._full_params()]
+        else:
+            named = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
+            values = [v for n, v in named.items() if ("lora_" in n) == (part == "adapter")]
+        return float(sum(v.double().abs().sum() for v in values))
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:

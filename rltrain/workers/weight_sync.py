@@ -52,9 +52,11 @@ def iter_buckets(named: Iterator[tuple[str, torch.Tensor]], bucket_bytes: int
         yield bucket
 
 
-def send_buckets(module: torch.nn.Module, zero3: bool, workers: list, version: int,
+def send_buckets(named: Iterator[tuple[str, torch.Tensor]], workers: list, version: int,
                  bucket_bytes: int) -> dict[str, float]:
-    """Send all parameters to `workers` (Ray actor handles with `load_bucket`); returns metrics."""
+    """Send (name, tensor) pairs (`iter_full_params`, or LoRA's merged weights) to `workers` (Ray actor
+    handles with `load_bucket`) in buckets; every rank iterates (ZeRO-3 gathers are collective), ranks
+    without workers send nothing. Returns metrics."""
     import ray
 
     from rltrain.workers.group import RankGroup
@@ -63,7 +65,7 @@ def send_buckets(module: torch.nn.Module, zero3: bool, workers: list, version: i
     t0 = time.perf_counter()
     n_buckets, n_bytes = 0, 0
     pending: list = []
-    buckets = iter_buckets(iter_full_params(module, zero3), bucket_bytes)
+    buckets = iter_buckets(named, bucket_bytes)
     current = next(buckets, None)
     while current is not None:
         following = next(buckets, None)

@@ -1,0 +1,51 @@
+"""LoRA on the learner through peft (Hu et al. 2021, arXiv:2106.09685: W' = W + (alpha/r) B A).
+
+`wrap(model, cfg)` freezes the base weights and adds adapters on `cfg.target_modules`. Engines never
+see adapters: `merged_params` yields every base parameter under its plain Hugging Face name, with
+the adapter's delta added where there is one, computed on the fly (the model is never merged in
+place, so nothing drifts over many syncs). The export writes those merged weights as a plain model.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+
+def wrap(model: torch.nn.Module, cfg) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                        target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, config)
+    except ValueError as e:  # e.g. no module matches target_modules
+        raise ValueError(f"learner.lora.target_modules={list(cfg.target_modules)}: {e}") from None
+
+
+def is_lora(module: torch.nn.Module) -> bool:
+    return hasattr(module, "peft_config") and hasattr(module, "get_base_model")
+
+
+@torch.no_grad()
+def merged_params(peft_model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(plain HF name, merged CPU tensor) for every base parameter, tied aliases included."""
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    deltas = {}
+    for name, mod in base.named_modules():
+        if isinstance(mod, LoraLayer):
+            deltas[f"{name}.base_layer.weight"] = sum(mod.get_delta_weight(a) for a in mod.active_adapters)
+    for name, param in base.named_parameters(remove_duplicate=False):
+        if "lora_" in name:
+            continue
+        t = param.detach()
+        if name in deltas:
+            t = t + deltas[name].to(t.dtype)
+        yield name.replace(".base_layer.", "."), t.to("cpu", copy=True)
+
+
+def adapter_params(peft_model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in peft_model.named_parameters() if "lora_" in n}
