@@ -1,0 +1,121 @@
+"""Benchmark (not a test): the real model (SmolLM2-135M-Instruct) on word problems, same budget and seed.
+
+    nice -n 10 .venv/bin/python launch/bench/bench_real_model.py [--minutes 45] [--variants grpo lora ...]
+        [--eval-every 5] [--out docs/real_model]
+
+Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for --minutes of training
+wall time (evaluation excluded): `grpo` (full fine-tuning), `lora` (learner.lora.rank 16, lr 1e-4),
+`dr_grpo` and `dapo` (other presets). Per run: sampled pass@1 on the test split every --eval-every steps
+against samples and training seconds, step time, learner peak RSS; test_alt (phrased unlike the
+training templates) before and after. Writes <out>.json and a table into <out>.md between
+`<!-- bench:begin -->` / `<!-- bench:end -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PRECISION = {"model.dtype": "bfloat16", "rollout.dtype": "bfloat16"}  # bf16 compute, fp32 master weights
+VARIANTS: dict[str, dict] = {
+    "grpo": {},
+    "lora": {"learner.lora.rank": 16, "learner.lora.alpha": 32, "learner.lr": 1e-4},
+    "dr_grpo": {"algorithm.preset": "dr_grpo"},
+    "dapo": {"algorithm.preset": "dapo"},
+}
+
+
+def _alt_eval(trainer) -> float:
+    from rltrain.data import rows_from_dicts
+    from rltrain.data.word_problems import make_word_problem_rows
+    from rltrain.driver.evaluation import evaluate
+
+    ec = trainer.cfg.eval
+    rows = rows_from_dicts(make_word_problem_rows("test_alt", ec.max_prompts, 0), source="word_problems/test_alt")
+    return evaluate(trainer.eval_rollout, rows, ec.n_samples, ec.temperature, trainer.cfg.rollout.max_new_tokens,
+                    ec.correct_threshold, seed=trainer.cfg.trainer.seed + 4242)["eval/pass@1"]
+
+
+def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
+    from rltrain.config import load
+    from rltrain.driver.trainer import Trainer
+
+    over = {**PRECISION, **VARIANTS[name], "trainer.seed": seed, "trainer.steps": 10_000,
+            "trainer.output_dir": str(ROOT / "runs" / "bench_real_model"),
+            "trainer.run_name": f"{name}_s{seed}_{time.strftime('%H%M%S')}"}
+    trainer = Trainer(load(str(ROOT / "configs" / "smollm2_gsm.yaml"), over))
+    try:
+        curve = [{"step": 0, "samples": 0, "train_s": 0.0, "pass@1": trainer.evaluate()["eval/pass@1"]}]
+        alt_before = _alt_eval(trainer)
+        train_s, samples, steps = 0.0, 0.0, []
+        while train_s < 60 * minutes:
+            t0 = time.perf_counter()
+            m = trainer.step()
+            train_s += time.perf_counter() - t0
+            samples += m["rollout/samples"]
+            steps.append({k: m.get(k) for k in ("timing_s/step", "timing_s/gen", "timing_s/update", "rollout/reward_mean",
+                                                 "perf/learner_peak_rss_mb", "actor/entropy")})
+            if trainer.step_idx % eval_every == 0:
+                curve.append({"step": trainer.step_idx, "samples": samples, "train_s": round(train_s, 1),
+                              "pass@1": trainer.evaluate()["eval/pass@1"]})
+        if curve[-1]["step"] != trainer.step_idx:
+            curve.append({"step": trainer.step_idx, "samples": samples, "train_s": round(train_s, 1),
+                          "pass@1": trainer.evaluate()["eval/pass@1"]})
+        alt_after = _alt_eval(trainer)
+    finally:
+        trainer.close()
+    mean = lambda k: sum(s[k] for s in steps if s[k] is not None) / max(1, len(steps))  # noqa: E731
+    return {"variant": name, "seed": seed, "overrides": VARIANTS[name], "curve": curve,
+            "test_alt_before": alt_before, "test_alt_after": alt_after, "steps": len(steps),
+            "step_s": mean("timing_s/step"), "gen_s": mean("timing_s/gen"), "update_s": mean("timing_s/update"),
+            "learner_peak_rss_mb": max(s["perf/learner_peak_rss_mb"] or 0 for s in steps),
+            "train_reward_first5": sum(s["rollout/reward_mean"] for s in steps[:5]) / max(1, len(steps[:5])),
+            "train_reward_last5": sum(s["rollout/reward_mean"] for s in steps[-5:]) / max(1, len(steps[-5:]))}
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| variant | steps | test pass@1 (step: value) | test_alt before -> after | train reward first/last 5 "
+            "| step s (gen / update) | learner peak RSS MB |\n|---|---|---|---|---|---|---|\n")
+    curve = lambda r: ", ".join("%d: %.1f" % (c["step"], 100 * c["pass@1"]) for c in r["curve"])  # noqa: E731
+    lines = [f"| {r['variant']} | {r['steps']} | {curve(r)} "
+             f"| {100 * r['test_alt_before']:.1f} -> {100 * r['test_alt_after']:.1f} | {r['train_reward_first5']:.3f} / "
+             f"{r['train_reward_last5']:.3f} | {r['step_s']:.0f} ({r['gen_s']:.0f} / {r['update_s']:.0f}) | "
+             f"{r['learner_peak_rss_mb']:.0f} |" for r in rows]
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=45.0)
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["grpo", "lora"])
+    p.add_argument("--out", default=str(ROOT / "docs" / "real_model"))
+    args = p.parse_args()
+    import ray
+
+    ray.init(include_dashboard=False, log_to_driver=False)
+    rows = []
+    out = Path(args.out)
+    for name in args.variants:
+        rows.append(run(name, args.minutes, args.eval_every, args.seed))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
+        out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+        md = out.with_suffix(".md")
+        text = md.read_text() if md.exists() else "<!-- bench:begin -->\n<!-- bench:end -->\n"
+        begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+        md.write_text(text[: text.index(begin) + len(begin)] + "\n" + table(rows) + text[text.index(end):])
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
