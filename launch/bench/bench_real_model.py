@@ -5,7 +5,9 @@
 
 Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for --minutes of training
 wall time (evaluation excluded): `grpo` (full fine-tuning), `lora` (learner.lora.rank 16, lr 1e-4),
-`dr_grpo` and `dapo` (other presets). Per run: sampled pass@1 on the test split every --eval-every steps
+`dr_grpo` and `dapo` (other presets); `trl`: TRL's GRPOTrainer on the same model, data, reward, group
+size, lengths, sampling, lr and KL coefficient, in bf16, scored before and after by rltrain's engine and
+the same verifier (its curve has only those two points). Per run: sampled pass@1 on the test split every --eval-every steps
 against samples and training seconds, step time, learner peak RSS; test_alt (phrased unlike the
 training templates) before and after. Writes <out>.json and a table into <out>.md between
 `<!-- bench:begin -->` / `<!-- bench:end -->`.
@@ -82,6 +84,78 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
             "train_reward_last5": sum(s["rollout/reward_mean"] for s in steps[-5:]) / max(1, len(steps[-5:]))}
 
 
+def engine_pass_at_1(model_dir: str, split: str, n_prompts: int, temperature: float, max_new_tokens: int,
+                     seed: int = 4242) -> float:
+    """Sampled pass@1 of a model directory on a word-problem split, with rltrain's transformers engine and
+    the `math` reward (how the TRL run is scored: the same prompts, sampling and verifier)."""
+    import rewards
+    from transformers import AutoTokenizer
+
+    from rltrain.data import render_prompt
+    from rltrain.data.word_problems import make_word_problem_rows
+    from rltrain.engines.base import SamplingConfig
+    from rltrain.engines.transformers_engine import TransformersEngine
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    rows = make_word_problem_rows(split, n_prompts, 0)
+    ids = [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"] for r in rows]
+    out = TransformersEngine(model_dir, "bfloat16", seed).generate(
+        ids, SamplingConfig(n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
+    texts = [tok.decode(smp.response_ids, skip_special_tokens=True) for smp in out]
+    scores = rewards.load("math")([r["prompt"] for r in rows], texts, answer=[r["answer"] for r in rows])
+    return sum(x or 0.0 for x in scores) / len(rows)
+
+
+def run_trl(minutes: float, seed: int) -> dict:
+    """TRL's GRPOTrainer on the same model, data, reward, group size, lengths, sampling, lr and KL
+    coefficient, bf16, stopped after `minutes` of training; scored by `engine_pass_at_1`."""
+    import yaml
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    import rewards
+    from rltrain.data.word_problems import make_word_problem_rows
+    from rltrain.toy.smollm2 import ensure_smollm2
+
+    cfg = yaml.safe_load((ROOT / "configs" / "smollm2_gsm.yaml").read_text())
+    rc, ec = cfg["rollout"], cfg["eval"]
+    model = str(ensure_smollm2())
+    rows = make_word_problem_rows("train", cfg["data"]["n_train"], 0)
+    data = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in rows])
+    workdir = ROOT / "runs" / "bench_real_model" / f"trl_s{seed}_{time.strftime('%H%M%S')}"
+    n = rc["prompts_per_step"] * rc["n_samples"]
+    args = GRPOConfig(output_dir=str(workdir), use_cpu=True, bf16=True, report_to="none",
+                      learning_rate=cfg["learner"]["lr"], per_device_train_batch_size=n, gradient_accumulation_steps=1,
+                      num_generations=rc["n_samples"], max_completion_length=rc["max_new_tokens"], max_steps=10_000,
+                      logging_steps=1, save_strategy="no", beta=0.001, temperature=rc["temperature"], top_k=0,
+                      seed=seed, dataloader_num_workers=0)
+    clock = {"train_s": 0.0, "steps": 0}
+
+    class Budget(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            clock["train_s"] += time.perf_counter() - self.t0
+            clock["steps"] += 1
+            control.should_training_stop = clock["train_s"] >= 60 * minutes
+
+    before = engine_pass_at_1(model, "test", ec["max_prompts"], ec["temperature"], rc["max_new_tokens"])
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards.load("math"), args=args, train_dataset=data,
+                          processing_class=AutoTokenizer.from_pretrained(model), callbacks=[Budget()])
+    trainer.train()
+    trainer.save_model(str(workdir / "model"))
+    after = engine_pass_at_1(str(workdir / "model"), "test", ec["max_prompts"], ec["temperature"], rc["max_new_tokens"])
+    return {"variant": "trl", "seed": seed, "overrides": {}, "steps": clock["steps"],
+            "curve": [{"step": 0, "samples": 0, "train_s": 0.0, "pass@1": before},
+                      {"step": clock["steps"], "samples": clock["steps"] * n, "train_s": round(clock["train_s"], 1),
+                       "pass@1": after}],
+            "test_alt_before": float("nan"), "test_alt_after": float("nan"),
+            "step_s": clock["train_s"] / max(1, clock["steps"]), "gen_s": float("nan"), "update_s": float("nan"),
+            "learner_peak_rss_mb": float("nan"), "train_reward_first5": float("nan"), "train_reward_last5": float("nan")}
+
+
 def table(rows: list[dict]) -> str:
     head = ("| variant | steps | test pass@1 (step: value) | test_alt before -> after | train reward first/last 5 "
             "| step s (gen / update) | learner peak RSS MB |\n|---|---|---|---|---|---|---|\n")
@@ -98,16 +172,17 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=45.0)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["grpo", "lora"])
+    p.add_argument("--variants", nargs="+", choices=[*VARIANTS, "trl"], default=["grpo", "lora", "trl"])
     p.add_argument("--out", default=str(ROOT / "docs" / "real_model"))
+    p.add_argument("--append", action="store_true", help="add to the rows already in <out>.json")
     args = p.parse_args()
     import ray
 
     ray.init(include_dashboard=False, log_to_driver=False)
-    rows = []
     out = Path(args.out)
+    rows = json.loads(out.with_suffix(".json").read_text()) if args.append and out.with_suffix(".json").exists() else []
     for name in args.variants:
-        rows.append(run(name, args.minutes, args.eval_every, args.seed))
+        rows.append(run_trl(args.minutes, args.seed) if name == "trl" else run(name, args.minutes, args.eval_every, args.seed))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
         md = out.with_suffix(".md")

@@ -231,6 +231,7 @@ class EvalConfig(Section):
     temperature: float = 1.0
     max_prompts: int = 200
     correct_threshold: float = 1.0  # a completion counts as correct when its reward >= this
+    greedy: bool = False  # also greedy decoding: eval/greedy_pass@1
     # rewards that judge evaluation samples; null = the training rewards (set it to evaluate with a gold
     # verifier while training against a noisy one)
     reward: RewardConfig | None = None

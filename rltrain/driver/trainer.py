@@ -216,7 +216,8 @@ class Trainer:
         ec = self.cfg.eval
         with self._timer("eval"):
             return evaluate(self.eval_rollout, self.files.test_rows[: ec.max_prompts], ec.n_samples, ec.temperature,
-                            self.cfg.rollout.max_new_tokens, ec.correct_threshold, seed=self.cfg.trainer.seed + 4242)
+                            self.cfg.rollout.max_new_tokens, ec.correct_threshold, seed=self.cfg.trainer.seed + 4242,
+                            greedy=ec.greedy)
 
     # ----- checkpoints ----------------------------------------------------------------------
     def save(self) -> Path:

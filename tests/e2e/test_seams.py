@@ -83,3 +83,23 @@ def test_schedule_state_round_trips_through_a_checkpoint(tmp_path, ray_session, 
         assert list(dict.fromkeys(batch.prompt_keys)) == next_rows
     finally:
         resumed.close()
+
+
+def test_greedy_evaluation_scores_the_greedy_completions(tmp_path, ray_session, default_model):
+    from rltrain.data.tasks import is_correct
+    from rltrain.driver.evaluation import evaluate
+
+    trainer = Trainer(_cfg(tmp_path, default_model, **{"rollout.engine": "transformers", "eval.greedy": True,
+                                                        "trainer.run_name": "greedy"}))
+    try:
+        # the toy config's exact_match also accepts "321" for "0321": rows without a leading zero only
+        rows = [r for r in trainer.files.test_rows if not r.answer.startswith("0")][:8]
+        out = evaluate(trainer.eval_rollout, rows, 2, 1.0, 6, greedy=True)
+        greedy = SamplingConfig(n=1, max_new_tokens=6, greedy=True)
+        samples = ray.get(trainer.actors.workers[0].generate.remote([trainer.rollout.prompt_ids(r) for r in rows],
+                                                                    greedy))["samples"]
+        texts = [trainer.tokenizer.decode(s.response_ids) for s in samples]
+        expected = sum(is_correct(t, r.answer) for t, r in zip(texts, rows)) / len(rows)
+        assert out["eval/greedy_pass@1"] == pytest.approx(expected) and "eval/pass@2" in out
+    finally:
+        trainer.close()
