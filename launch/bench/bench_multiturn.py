@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_offpolicy import ROOT, run, table, write  # noqa: E402
+from bench_offpolicy import ROOT, run, run_all  # noqa: E402
 
 CONFIGS = {"grpo": "configs/grpo_search.yaml", "igpo": "configs/igpo_search.yaml"}
 MECHANISM = ("multiturn/turns_mean", "multiturn/tool_calls_mean", "multiturn/obs_token_frac", "multiturn/env_errors",
@@ -31,20 +31,10 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--out", default=str(ROOT / "docs" / "multiturn"))
     args = p.parse_args()
-    import ray
-
-    ray.init(include_dashboard=False, log_to_driver=False)
-    rows = []
-    for seed in args.seeds:
-        for name in args.variants:
-            rows.append(run(name, seed, args.steps, args.eval_every, {name: {}}, str(ROOT / CONFIGS[name]),
-                            MECHANISM, "bench_multiturn"))
-            r = rows[-1]
-            print(f"{name} seed {seed}: pass@1 {r['pass@1_before']:.3f} -> {r['pass@1_after']:.3f}, "
-                  f"{r['samples']:.0f} samples, {r['wall_s']:.0f} s; first 10 {r['mechanism_first10']}; "
-                  f"last 10 {r['mechanism_last10']}", flush=True)
-            write(rows, Path(args.out))
-    print(table(rows))
+    run_all(args.variants, args.seeds,
+            lambda name, seed: run(name, seed, args.steps, args.eval_every, {name: {}}, str(ROOT / CONFIGS[name]),
+                                   MECHANISM, "bench_multiturn"),
+            Path(args.out), detail="mechanism_last10")
 
 
 if __name__ == "__main__":

@@ -126,18 +126,26 @@ def main() -> None:
                                                        "partial2", "partial4")])
     p.add_argument("--out", default=str(ROOT / "docs" / "offpolicy"))
     args = p.parse_args()
+    run_all(args.variants, args.seeds, lambda name, seed: run(name, seed, args.steps, args.eval_every), Path(args.out))
+
+
+def run_all(names: list[str], seeds: list[int], run_one, out: Path, detail: str = "") -> list[dict]:
+    """`run_one(name, seed)` for every seed and variant in one Ray session; writes <out>.json / .md after
+    each run; prints a line per run (plus the row's `detail` field when given) and the table."""
     import ray
 
     ray.init(include_dashboard=False, log_to_driver=False)
     rows = []
-    for seed in args.seeds:
-        for name in args.variants:
-            rows.append(run(name, seed, args.steps, args.eval_every))
+    for seed in seeds:
+        for name in names:
+            rows.append(run_one(name, seed))
             r = rows[-1]
+            extra = f"; {detail} {r[detail]}" if detail else ""
             print(f"{name} seed {seed}: pass@1 {r['pass@1_before']:.3f} -> {r['pass@1_after']:.3f}, "
-                  f"{r['samples']:.0f} samples, {r['wall_s']:.0f} s", flush=True)
-            write(rows, Path(args.out))
+                  f"{r['samples']:.0f} samples, {r['wall_s']:.0f} s{extra}", flush=True)
+            write(rows, out)
     print(table(rows))
+    return rows
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ class MultiTurnRollout(Rollout):
         self.env_cls, self.cfg, self.budget = env_class(env_cfg.name), env_cfg, max_response_tokens
         self.stop_ids = tuple(self._stop_id(s) for s in env_cfg.stop)
         self.wrap = chat_observation_wrapper(tokenizer) if env_cfg.observation_format == "chat" else ("", "")
+        self._teacher_cache: dict[str, tuple[list[int], list[int]] | None] = {}  # row key -> teacher ids
 
     def _stop_id(self, text: str) -> int:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -230,10 +231,11 @@ class MultiTurnRollout(Rollout):
                       token_rewards=ep.token_rewards, episode=info)
 
     def _teacher(self, ep: Episode) -> tuple[list[int], list[int]] | None:
-        """The pseudo answer for IGPO's teacher forcing, as (prefix ids, answer ids), if the env gives one."""
-        fn = getattr(ep.env, "answer_for_teacher_forcing", None)
-        pair = fn(ep.row) if fn is not None and ep.row.answer is not None else None
-        if pair is None:
-            return None
-        enc = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        return enc(pair[0]), enc(pair[1])
+        """The pseudo answer for IGPO's teacher forcing, as (prefix ids, answer ids), if the env gives one
+        (tokenised once per prompt, not once per episode)."""
+        if ep.row.key not in self._teacher_cache:
+            fn = getattr(ep.env, "answer_for_teacher_forcing", None)
+            pair = fn(ep.row) if fn is not None and ep.row.answer is not None else None
+            enc = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+            self._teacher_cache[ep.row.key] = None if pair is None else (enc(pair[0]), enc(pair[1]))
+        return self._teacher_cache[ep.row.key]

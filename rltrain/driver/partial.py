@@ -44,8 +44,8 @@ class PartialPool:
     """Samples cut at the per-round budget, waiting to resume; done groups waiting for a batch."""
 
     def __init__(self, rollout: Rollout, sampling: SamplingConfig, chunk_tokens: int) -> None:
-        self.rollout, self.max_new_tokens, self.chunk = rollout, sampling.max_new_tokens, chunk_tokens
-        self.sampling = sampling
+        self.rollout, self.sampling, self.chunk = rollout, sampling, chunk_tokens
+        self.max_new_tokens = sampling.max_new_tokens
         self.waiting: list[Record] = []   # every sample of each group with an unfinished one, by group
         self.ready: list[Record] = []     # scored, kept groups beyond what an earlier step wanted
         self.resumed = 0  # samples resumed this step (over all its rounds)

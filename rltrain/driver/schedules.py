@@ -31,7 +31,6 @@ so a resumed run takes the same prompts again (it regenerates them with the rest
 
 from __future__ import annotations
 
-import importlib
 from collections import deque
 from typing import Any
 
@@ -40,6 +39,7 @@ import torch
 from algorithms import RolloutBatch
 from rltrain.data import PromptSampler
 from rltrain.driver.replay import ReplayBuffer, replay_batch
+from rltrain.registry import check_name, load_class
 
 SCHEDULES: dict[str, str] = {
     "sync": "rltrain.driver.schedules:SyncSchedule",
@@ -51,20 +51,12 @@ SCHEDULES: dict[str, str] = {
 
 def check_schedule_name(name: str) -> None:
     """Raise ValueError listing the allowed schedules unless `name` is registered or an import path."""
-    if name in SCHEDULES:
-        return
-    if isinstance(name, str) and name.count(":") == 1 and all(name.split(":")):
-        return
-    raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)} (or an import path pkg.mod:Class)")
+    check_name(name, SCHEDULES, "schedule", ", ".join(SCHEDULES))
 
 
 def schedule_class(name: str) -> type:
     check_schedule_name(name)
-    mod, _, attr = SCHEDULES.get(name, name).partition(":")
-    try:
-        return getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"trainer.schedule={name!r}: cannot import it: {e}") from None
+    return load_class(name, SCHEDULES, "trainer.schedule")
 
 
 class SyncSchedule:

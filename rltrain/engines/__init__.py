@@ -14,7 +14,7 @@ driver.
 
 from __future__ import annotations
 
-import importlib
+from rltrain.registry import check_name, load_class
 
 # registered name -> "module:Class" (imported only when used: vLLM is heavy)
 ENGINES: dict[str, str] = {
@@ -25,17 +25,14 @@ ALIASES = ("auto",)
 
 
 def allowed_engines() -> str:
-    return ", ".join([*ALIASES, *sorted(ENGINES)]) + " (or an import path pkg.mod:Class)"
+    return ", ".join([*ALIASES, *sorted(ENGINES)])
 
 
 def check_engine_name(name: str) -> None:
     """Raise ValueError listing the allowed engines unless `name` is registered, `auto`, or looks
     like an import path (`pkg.mod:Class`, imported and checked by `engine_class`)."""
-    if name in ENGINES or name in ALIASES:
-        return
-    if isinstance(name, str) and name.count(":") == 1 and all(name.split(":")):
-        return
-    raise ValueError(f"unknown engine {name!r}; allowed: {allowed_engines()}")
+    if name not in ALIASES:
+        check_name(name, ENGINES, "engine", allowed_engines())
 
 
 def resolve_engine_name(name: str, cuda: bool) -> str:
@@ -48,17 +45,8 @@ def resolve_engine_name(name: str, cuda: bool) -> str:
 def engine_class(name: str) -> type:
     """The engine class for a registered name or a `pkg.mod:Class` import path."""
     check_engine_name(name)
-    target = ENGINES.get(name, name)
-    mod_name, _, attr = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"rollout.engine={name!r}: cannot import {target!r}: {e}") from None
-    missing = [m for m in ("generate", "load_weights", "finish_weight_update") if not callable(getattr(cls, m, None))]
-    if missing:
-        raise ValueError(f"rollout.engine={name!r}: {target} does not follow the engine protocol "
-                         f"(rltrain.engines.base.RolloutEngine): missing {', '.join(missing)}")
-    return cls
+    return load_class(name, ENGINES, "rollout.engine", ("generate", "load_weights", "finish_weight_update"),
+                      "engine protocol (rltrain.engines.base.RolloutEngine)")
 
 
 def check_resumable(name: str) -> None:

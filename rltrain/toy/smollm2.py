@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,19 +67,7 @@ def convert(out_dir: str | os.PathLike) -> Path:
 
 def ensure_smollm2(cache_dir: str | os.PathLike | None = None) -> Path:
     """The converted model directory, converted on first use (atomic: a partial one is never used)."""
-    from rltrain.toy.warm_start import cache_root
+    from rltrain.toy.warm_start import build_cached, cache_root
 
-    root = cache_root(cache_dir) / "models"
-    final = root / NAME
-    if (final / "rltrain_conversion.json").is_file():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{NAME}-", dir=root))
-    try:
-        convert(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return build_cached(cache_root(cache_dir) / "models" / NAME,
+                        lambda path: (path / "rltrain_conversion.json").is_file(), convert)

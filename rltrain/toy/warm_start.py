@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rltrain.data import tasks as _tasks
 from rltrain.data.passk import pass_at_k
@@ -100,21 +100,26 @@ def ensure_default_model(cache_dir: str | os.PathLike | None = None, task: str =
     generation_config and ``warm_start.json`` (recipe, train loss, build seconds).
     """
     recipe = recipe or default_recipe(task, size)
-    root = cache_root(cache_dir) / "models"
-    final = root / recipe.dirname()
-    if _complete(final):
+    return build_cached(cache_root(cache_dir) / "models" / recipe.dirname(), _complete,
+                        lambda tmp: warm_start(tmp, recipe, verbose=verbose))
+
+
+def build_cached(final: Path, complete: Callable[[Path], bool], build: Callable[[Path], object]) -> Path:
+    """`final` if `complete(final)`, else built by `build(tmp)` in a temporary sibling folder and renamed
+    into place, so a crash or a concurrent builder never leaves a half-built directory in use."""
+    if complete(final):
         return final
-    root.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():  # partial leftover (should not happen thanks to the rename, but be safe)
         shutil.rmtree(final, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{recipe.dirname()}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     try:
-        warm_start(tmp, recipe, verbose=verbose)
+        build(tmp)
         try:
             os.rename(tmp, final)
         except OSError:
             # Another process won the race: keep its copy if complete, else take ours.
-            if _complete(final):
+            if complete(final):
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 shutil.rmtree(final, ignore_errors=True)
