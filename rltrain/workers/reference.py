@@ -11,27 +11,31 @@ from rltrain.workers.logprobs import response_logprobs
 
 
 class Reference:
-    def __init__(self, model_path: str, temperature: float, micro_batch_size: int, threads: int = 0) -> None:
+    def __init__(self, model_path: str, temperature: float, micro_batch_size: int, threads: int = 0,
+                 max_tokens_per_micro_batch: int = 0, dtype: str = "float32") -> None:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        self.dtype = getattr(torch, dtype)
         self.load_model(model_path)
         self.temperature = temperature
-        self.micro_batch_size = micro_batch_size
+        self.micro_batch_size, self.max_tokens = micro_batch_size, max_tokens_per_micro_batch
 
     def load_model(self, model_path: str) -> None:
         """(Re)load the frozen policy, e.g. the current policy at ReMix's reincarnation."""
         from transformers import AutoModelForCausalLM
 
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype).to(self.device).eval()
 
     @torch.no_grad()
     def compute_logprobs(self, batch) -> torch.Tensor:
-        out = []
-        for start in range(0, len(batch), self.micro_batch_size):
-            mb = batch.index(torch.arange(start, min(start + self.micro_batch_size, len(batch))))
+        from rltrain.workers.sharding import inference_chunks
+
+        out = torch.zeros(batch.response_ids.shape)
+        for idx in inference_chunks(batch, self.micro_batch_size, self.max_tokens):
+            mb = batch.index(idx)
             logp, _ = response_logprobs(self.model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
                                         mb.resp_start.to(self.device), mb.response_ids.to(self.device),
                                         self.temperature)
-            out.append(logp.cpu())
-        return torch.cat(out)
+            out[idx] = logp.cpu()
+        return out

@@ -40,20 +40,64 @@ def minibatch_slices(batch, mini_batches: int, group_aligned: bool) -> list[torc
     return parts
 
 
-def pad_shard(batch, idx: torch.Tensor, rows: int):
-    """This rank's rows, padded with zero-weight copies of row 0 up to `rows` rows (every rank must
-    run the same number of micro-steps; padding contributes nothing to loss or gradient)."""
+def plan_micro_batches(lengths: torch.Tensor, group_ids: torch.Tensor | None, max_rows: int,
+                       max_tokens: int = 0) -> tuple[torch.Tensor, list[int]]:
+    """(order, cuts): rows reordered longest first, cut into micro-batches of at most `max_rows` rows
+    and, when `max_tokens` > 0, at most `max_tokens` padded tokens (rows x longest row), so little
+    compute goes to padding. With `group_ids` whole groups move together (sorted by their longest row;
+    a group larger than `max_rows` stays whole). An item alone over the token budget gets its own
+    micro-batch."""
+    if len(lengths) == 0:
+        return torch.zeros(0, dtype=torch.long), [0]
+    if group_ids is None:
+        items = [[i] for i in range(len(lengths))]
+    else:
+        starts = [0] + [i for i in range(1, len(group_ids)) if group_ids[i] != group_ids[i - 1]] + [len(group_ids)]
+        items = [list(range(a, b)) for a, b in zip(starts[:-1], starts[1:])]
+    longest = [int(lengths[item].max()) for item in items]
+    order, cuts, rows, width = [], [0], 0, 0
+    for k in sorted(range(len(items)), key=lambda k: -longest[k]):  # stable: ties keep their order
+        size = len(items[k])
+        over_rows = rows + size > max_rows
+        over_tokens = max_tokens > 0 and (rows + size) * max(width, longest[k]) > max_tokens
+        if rows and (over_rows or over_tokens):
+            cuts.append(len(order))
+            rows, width = 0, 0
+        order += items[k]
+        rows, width = rows + size, max(width, longest[k])
+    if order:
+        cuts.append(len(order))
+    return torch.tensor(order, dtype=torch.long), cuts
+
+
+def rank_micro_batches(batch, shards: list[torch.Tensor], max_rows: int, max_tokens: int,
+                       group_aligned: bool) -> list[tuple[object, list[int]]]:
+    """Per rank: (its rows in micro-batch order, cut points). Every rank gets the same number of
+    micro-batches (DeepSpeed's accumulation steps): a rank with fewer runs extra one-row micro-batches
+    of a zero-weight copy of row 0, which add nothing to loss or gradient."""
     from algorithms import RolloutBatch
 
-    if len(idx) >= rows:
-        return batch.index(idx)
-    pad = batch.index(torch.zeros(rows - len(idx), dtype=torch.long))
-    pad.loss_weights = torch.zeros_like(pad.loss_weights)
-    return RolloutBatch.cat([batch.index(idx), pad]) if len(idx) else pad
+    lengths = batch.attention_mask.sum(-1)
+    plans = []
+    for idx in shards:
+        order, cuts = plan_micro_batches(lengths[idx], batch.group_ids[idx] if group_aligned else None,
+                                         max_rows, max_tokens)
+        plans.append((idx[order] if len(idx) else idx, cuts))
+    n_micro = max(1, max(len(cuts) - 1 for _, cuts in plans))
+    out = []
+    for rows, cuts in plans:
+        missing = n_micro - (len(cuts) - 1)
+        part = batch.index(rows) if len(rows) else None
+        if missing:
+            pad = batch.index(torch.zeros(missing, dtype=torch.long))
+            pad.loss_weights = torch.zeros_like(pad.loss_weights)
+            part = RolloutBatch.cat([part, pad]) if part is not None else pad
+            cuts = cuts + [cuts[-1] + k + 1 for k in range(missing)]
+        out.append((part, cuts))
+    return out
 
 
-def micro_cuts(shard, n_micro: int, group_aligned: bool) -> list[int]:
-    """Micro-batch boundaries within a rank's shard."""
-    if group_aligned:
-        return _group_cuts(shard.group_ids, n_micro)
-    return _even_cuts(len(shard), n_micro)
+def inference_chunks(batch, max_rows: int, max_tokens: int) -> list[torch.Tensor]:
+    """Index sets for a forward-only pass (log-probs): rows bucketed by length under the same caps."""
+    order, cuts = plan_micro_batches(batch.attention_mask.sum(-1), None, max_rows, max_tokens)
+    return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]

@@ -132,3 +132,27 @@ def test_tis_weights_the_policy_term_by_the_capped_engine_ratio(ray_session, def
     finally:
         for group in (plain, tis_a, tis_b):
             group.kill()
+
+
+def test_token_budget_micro_batches_on_zero3_keep_loss_and_gradient(ray_session, default_model):
+    """Rows bucketed by length into micro-batches of at most 16 padded tokens (lengths 3-12: one or
+    two rows each), on two ZeRO-3 ranks, against the whole batch on one rank: same loss, gradient
+    norm and weights; the output layer (tied to the embeddings) runs in chunks on gathered weights."""
+    from transformers import AutoConfig
+
+    spec = {"preset": "grpo", "regularizer": {"name": "none"}}
+    algo = algorithms.build(spec)
+    batch, _ = algo.prepare(_batch(AutoConfig.from_pretrained(default_model).vocab_size))
+    one = _learners(default_model, 1, 0, spec)
+    two = _learners(default_model, 2, 3, spec)
+    try:
+        whole = update_minibatch(one, batch, micro_batch_size=len(batch), group_aligned=False)
+        budget = update_minibatch(two, batch, micro_batch_size=len(batch), group_aligned=False, max_tokens=16)
+        assert whole["actor/pg_loss"] == pytest.approx(budget["actor/pg_loss"], rel=1e-5, abs=1e-7)
+        assert whole["actor/grad_norm"] > 0
+        assert whole["actor/grad_norm"] == pytest.approx(budget["actor/grad_norm"], rel=1e-4)
+        # ZeRO-3 gathers every parameter collectively: all ranks join the checksum
+        assert ray.get(one[0].param_checksum.remote()) == pytest.approx(two.call("param_checksum")[0], rel=1e-6)
+    finally:
+        one.kill()
+        two.kill()
