@@ -2,7 +2,8 @@
 token-selection weights: a KL to the reference applies to every response token).
 
 - none.
-- kl: coef * KL(pi || ref), k1/k2/k3 (k3 = verl low_var_kl); GRPO eq. 3 uses k3 with beta 0.04.
+- kl: coef * KL(pi || ref), k1/k2/k3 (k3 = verl low_var_kl); GRPO eq. 3 uses k3 with beta 0.04. At coef 0
+  it reads nothing, so no reference log-probs are computed.
 - entropy: -coef * H (entropy bonus; needs the current forward's entropy).
 - remix_kl: coef * [lam(t) KL(pi||base) + (1-lam(t)) KL(pi||precedent)] (ReMix KL-Convex, arXiv 2507.06892);
   base = ref_logp, precedent = prox_logp (the policy before this step's update), lam(t) = `convex_lambda`.
@@ -36,10 +37,15 @@ class KLPenalty(Regularizer):
         kind: str = meta("k3", choices=KL_KINDS)
         coef: float = meta(0.001, min=0.0)
 
-    reads = frozenset({F.REF_LOGP})
+    @property
+    def reads(self) -> frozenset:
+        """Nothing at coefficient 0: no reference actor starts and no reference pass runs."""
+        return frozenset({F.REF_LOGP}) if self.params.coef > 0 else frozenset()
 
     def per_token(self, logp: torch.Tensor, mb: RolloutBatch,
                   entropy: torch.Tensor | None) -> tuple[torch.Tensor | None, Metrics]:
+        if self.params.coef == 0:
+            return None, {}
         kl = kl_penalty(logp, need(mb.ref_logp, "ref_logp", "regularizer kl"), self.params.kind)
         return self.params.coef * kl, wmean("actor/kl_loss", kl, mb.loss_weights)
 

@@ -393,3 +393,14 @@ def test_replayed_rows_keep_their_stored_advantages():
     # the estimator's other outputs come back for fresh rows only (GTPO's seq_advantages)
     out, _ = algorithms.build({"preset": "gtpo"}).prepare(b)
     assert out.seq_advantages.shape == (12,) and torch.equal(out.seq_advantages[6:], torch.zeros(6))
+
+
+def test_kl_at_coefficient_zero_needs_no_reference():
+    """The runtime starts a reference actor and runs its pass only when a stage reads ref_logp."""
+    from algorithms import BatchField
+
+    assert algorithms.build_driver({"preset": "grpo"}).needs(BatchField.REF_LOGP)
+    off = {"preset": "grpo", "regularizer": {"name": "kl", "coef": 0.0}}
+    assert not algorithms.build_driver(off).needs(BatchField.REF_LOGP)
+    loss = algorithms.build_loss(off)
+    assert loss.regularizer.per_token(torch.zeros(2, 3), None, None) == (None, {})
