@@ -257,3 +257,26 @@ def test_chunked_response_logprobs_equal_full_logits_and_their_gradient(default_
     assert torch.allclose(ent.detach() * mask, ref_ent, atol=1e-5)
     assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
     assert (logp.detach()[mask == 0] == 0).all()  # positions past a response are not computed
+
+
+def test_learner_kernels_compute_the_same_logprobs_and_gradient(default_model):
+    """The learner's speed options (`learner.attn_implementation: eager`, `learner.compile_layers`) give
+    the log-probs and gradients of the plain sdpa model."""
+    from transformers import AutoModelForCausalLM
+
+    from rltrain.workers.learner import compile_decoder_layers
+
+    torch.manual_seed(0)
+    packed = pack_rows([[3, 4, 5, 6], [7, 8]], [[9, 10, 11], [12, 13, 14, 15, 16]], pad_id=0)
+    results = []
+    for attn, compiled in (("sdpa", False), ("eager", False), ("eager", True)):
+        model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32, attn_implementation=attn)
+        if compiled:
+            compile_decoder_layers(model)
+        logp, ent = response_logprobs(model, packed["input_ids"], packed["attention_mask"], packed["resp_start"],
+                                      packed["response_ids"], 0.9, True)
+        ((logp * packed["response_mask"]).sum() + (ent * packed["response_mask"]).sum()).backward()
+        results.append((logp.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    for logp, grad in results[1:]:
+        assert torch.allclose(logp, results[0][0], atol=1e-5)
+        assert torch.allclose(grad, results[0][1], atol=1e-5, rtol=1e-4)

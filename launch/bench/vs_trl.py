@@ -84,9 +84,10 @@ def task_rows(size: str, n: int) -> tuple[list[dict], str]:
 VARIANTS: dict[str, tuple[str, dict, str]] = {
     "trl_fp32": ("trl", {"bf16": False}, ""),
     "trl_bf16": ("trl", {"bf16": True}, ""),
-    "sync_fp32": ("rltrain", {"trainer.schedule": "sync"}, "trl_fp32"),
-    "one_step_off_fp32": ("rltrain", {"trainer.schedule": "one_step_off"}, "trl_fp32"),
-    "sync_bf16_engine": ("rltrain", {"trainer.schedule": "sync", "rollout.dtype": "bfloat16"}, "trl_fp32"),
+    "sync_fp32": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32"}, "trl_fp32"),
+    "one_step_off_fp32": ("rltrain", {"trainer.schedule": "one_step_off", "model.dtype": "float32"}, "trl_fp32"),
+    "sync_bf16_engine": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32", "rollout.dtype": "bfloat16"},
+                         "trl_fp32"),
     "sync_bf16": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "bfloat16"}, "trl_bf16"),
     "sync_bf16_generate": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "bfloat16",
                                        "rollout.transformers.decode": "generate"}, "trl_bf16"),
@@ -115,7 +116,8 @@ def run_rltrain(size: str, model: str, spec: dict, steps: int, workdir: Path, na
         metrics = [trainer.step() for _ in range(steps)]
     finally:
         trainer.close()
-    keys = sorted({k for m in metrics for k in m if k.startswith(("timing_s/", "perf/"))} | {"rollout/response_len"})
+    keys = sorted({k for m in metrics for k in m if k.startswith(("timing_s/", "perf/", "sync/"))}
+            | {"rollout/response_length_mean"})
     tail = metrics[2:] or metrics
     return [m["timing_s/step"] for m in metrics], {k: statistics.mean(m.get(k, 0.0) for m in tail) for k in keys}
 
@@ -154,7 +156,7 @@ def run_trl(size: str, model: str, spec: dict, steps: int, workdir: Path, bf16: 
                           args=args, train_dataset=data, processing_class=tok, callbacks=[StepTimer()])
     trainer.train()
     tail = lengths[2:] or lengths
-    return times, {"rollout/response_len": statistics.mean(tail) if tail else float("nan")}
+    return times, {"rollout/response_length_mean": statistics.mean(tail) if tail else float("nan")}
 
 
 def steady(times: list[float]) -> float:

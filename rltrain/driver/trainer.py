@@ -26,6 +26,7 @@ import torch
 import algorithms
 from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
+from rltrain.config.schema import engine_dtype
 from rltrain.driver import checkpoint
 from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate
@@ -211,7 +212,8 @@ class Trainer:
     def sync_weights(self) -> dict[str, float]:
         self.version += 1
         bucket = int(self.cfg.sync.bucket_mb * 2**20)
-        return self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket)[0]
+        return self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
+                                         engine_dtype(self.cfg))[0]
 
     def evaluate(self) -> dict[str, float]:
         ec = self.cfg.eval
@@ -280,6 +282,7 @@ def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: in
     out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
     out["actor/lr"] = ranks[0]["actor/lr"]
     out["timing_s/update_rank_max"] = max(r["timing_s/update_rank"] for r in ranks)
+    out["timing_s/optimizer_step"] = max(r["timing_s/optimizer_step"] for r in ranks)
     out["perf/learner_peak_rss_mb"] = max(r["perf/learner_peak_rss_mb"] for r in ranks)
     return out
 

@@ -48,7 +48,10 @@ class Learner:
         self.rank, self.world_size, self.cfg, self.temperature = rank, world_size, cfg, temperature
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32,
+                                                     attn_implementation=cfg.attn_implementation)
+        if cfg.compile_layers:
+            compile_decoder_layers(model)
         if gradient_checkpointing:
             enable_gradient_checkpointing(model)
         self.lora = cfg.lora.rank > 0
@@ -132,7 +135,8 @@ class Learner:
             self.engine.backward(loss * n_micro * self.world_size)
             if b == cuts[-1]:
                 grad_norm = self._grad_norm()
-            self.engine.step()
+                t_step = time.perf_counter()
+            self.engine.step()  # the optimizer steps at the last micro-batch (accumulation boundary)
             metrics.append(m)
         if grad_norm is None:
             grad_norm = self.engine.get_global_grad_norm()
@@ -140,6 +144,7 @@ class Learner:
 
         return {"algo": metrics, "actor/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                 "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0,
+                "timing_s/optimizer_step": time.perf_counter() - t_step,
                 "perf/learner_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     def _grad_norm(self) -> float | None:
@@ -160,9 +165,23 @@ class Learner:
             return lora.merged_params(self.engine.module)
         return iter_full_params(self.engine.module, self.cfg.zero_stage == 3)
 
-    def sync_weights(self, workers: list, version: int, bucket_bytes: int) -> dict[str, float]:
-        """Every rank joins (ZeRO-3 gathers are collective); rank 0 sends the buckets."""
-        return send_buckets(self._full_params(), workers if self.rank == 0 else [], version, bucket_bytes)
+    def sync_weights(self, workers: list, version: int, bucket_bytes: int,
+                     engine_dtype: str | None = None) -> dict[str, float]:
+        """Every rank joins (ZeRO-3 gathers are collective); rank 0 sends the buckets, in the engines'
+        precision (a float32 learner feeding bf16 engines sends half the bytes)."""
+        named = self._full_params()
+        if engine_dtype is not None:
+            dtype = getattr(torch, engine_dtype)
+            named = ((n, t.to(dtype) if t.is_floating_point() else t) for n, t in named)
+        return send_buckets(named, workers if self.rank == 0 else [], version, bucket_bytes)
+
+    def param_count(self) -> int:
+        """Parameters of the policy (merged size under LoRA)."""
+        return sum(t.numel() for n, t in self._full_params() if n != "lm_head.weight" or not self._tied())
+
+    def _tied(self) -> bool:
+        module = self.engine.module.get_base_model() if self.lora else self.engine.module
+        return bool(getattr(module.config, "tie_word_embeddings", False))
 
     def save(self, ckpt_dir: str) -> None:
         # under LoRA the frozen base is not saved: the checkpoint holds the adapters and their optimizer state
@@ -195,6 +214,16 @@ class Learner:
             named = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
             values = [v for n, v in named.items() if ("lora_" in n) == (part == "adapter")]
         return float(sum(v.double().abs().sum() for v in values))
+
+
+def compile_decoder_layers(model: torch.nn.Module) -> None:
+    """`torch.compile` every decoder layer in place (regional compilation: the layers share one graph,
+    so compile time does not grow with depth); dynamic shapes, as micro-batch widths vary."""
+    layers = getattr(model.get_decoder(), "layers", None)
+    if layers is None:
+        raise ValueError("learner.compile_layers: the model's decoder has no `layers` list to compile")
+    for layer in layers:
+        layer.compile(dynamic=True)
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:

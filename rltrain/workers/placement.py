@@ -105,7 +105,7 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     if need_reference:
         reference = RankGroup([ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
-            cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype)])
+            cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation)])
     group = Actors(RankGroup(learners), RankGroup(workers), reference, pg)
     group.workers.call("get_version")  # surface start-up errors early
     return group

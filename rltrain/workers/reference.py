@@ -12,11 +12,11 @@ from rltrain.workers.logprobs import response_logprobs
 
 class Reference:
     def __init__(self, model_path: str, temperature: float, micro_batch_size: int, threads: int = 0,
-                 max_tokens_per_micro_batch: int = 0, dtype: str = "float32") -> None:
+                 max_tokens_per_micro_batch: int = 0, dtype: str = "float32", attn_implementation: str = "sdpa") -> None:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-        self.dtype = getattr(torch, dtype)
+        self.dtype, self.attn_implementation = getattr(torch, dtype), attn_implementation
         self.load_model(model_path)
         self.temperature = temperature
         self.micro_batch_size, self.max_tokens = micro_batch_size, max_tokens_per_micro_batch
@@ -25,7 +25,9 @@ class Reference:
         """(Re)load the frozen policy, e.g. the current policy at ReMix's reincarnation."""
         from transformers import AutoModelForCausalLM
 
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype).to(self.device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype,
+                                                          attn_implementation=self.attn_implementation
+                                                          ).to(self.device).eval()
 
     @torch.no_grad()
     def compute_logprobs(self, batch) -> torch.Tensor:

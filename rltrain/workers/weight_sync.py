@@ -29,7 +29,9 @@ def iter_full_params(module: torch.nn.Module, zero3: bool) -> Iterator[tuple[str
     under ZeRO-3."""
     for name, param in module.named_parameters(remove_duplicate=False):
         with _gathered(param, zero3):
-            yield name, param.detach().to("cpu", copy=True)
+            # a gathered ZeRO-3 parameter is freed after the block, so it is copied; a CPU parameter is
+            # sent as it is (serialising it for the RPC copies it once anyway)
+            yield name, param.detach().to("cpu", copy=zero3)
 
 
 def full_state_dict(module: torch.nn.Module, zero3: bool) -> dict[str, torch.Tensor]:

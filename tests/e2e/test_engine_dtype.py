@@ -40,5 +40,9 @@ def test_bf16_engine_with_fp32_learner(tmp_path, ray_session, default_model):
         assert engine_w.dtype == torch.bfloat16 and learner_w.dtype == torch.float32
         assert torch.equal(engine_w, learner_w.to(torch.bfloat16)), "sync did not round the learner's weights in"
         assert 0.0 < m["rollout/logprob_diff"] < 0.1, m["rollout/logprob_diff"]
+        # the learner casts to the engine's precision before sending: 2 bytes per weight, not 4
+        numel = ray.get(trainer.actors.learners[0].__ray_call__.remote(
+            lambda self: sum(p.numel() for _, p in self.engine.module.named_parameters(remove_duplicate=False))))
+        assert m["sync/bytes"] == 2 * numel
     finally:
         trainer.close()

@@ -1,0 +1,198 @@
+"""Benchmark (not a test): this machine's limits and a real-model RL step measured against them, in one run.
+
+    .venv/bin/python launch/bench/bench_speed.py [--steps 5] [--out docs/speed.json]
+
+1. Limits, measured here and now: bf16 and fp32 matrix products (2048^3, and the decode shape
+   32 x 576 x 1536 of SmolLM2 at 32 sequences), memory reads (sum over 1 GiB).
+2. Phases: rltrain on SmolLM2-135M-Instruct, 8 prompts x 4 samples x 128 tokens, with the defaults of
+   configs/smollm2_gsm.yaml and no KL (as vs_trl.py), then with the KL term on (the reference pass).
+   Each phase of the steady steps against its bound:
+     rollout   generated tokens/s vs the decode bound: max(compute = 2 x params x (prompt + generated
+               tokens) / bf16 peak, memory = decode steps x weight bytes / read bandwidth);
+     learner   achieved TFLOP/s (6 x params x tokens in the batch / update time) vs the bf16 peak;
+     passes    reference / old log-prob passes (0 when skipped);
+     sync      weight bytes / sync time;
+     overhead  step time not in those phases (collection, rewards, the driver), as a share of the step.
+3. Levers, each on and off in the same process: the lean decode loop vs transformers `generate`
+   (32 x 128 tokens), the chunked output layer vs full-vocabulary logits (forward + backward of 8
+   rows, time and peak memory in a fresh process each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _rate(fn, work: float, reps: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return work * reps / (time.perf_counter() - t0)
+
+
+def machine_limits() -> dict[str, float]:
+    import torch
+
+    out = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        out[f"matmul_{name}_tflops"] = _rate(lambda: a @ b, 2 * 2048**3, 8) / 1e12
+        x, w = torch.randn(32, 576, dtype=dtype), torch.randn(1536, 576, dtype=dtype)
+        out[f"matmul_{name}_decode_shape_tflops"] = _rate(lambda: x @ w.T, 2 * 32 * 576 * 1536, 200) / 1e12
+    big = torch.ones(2**28, dtype=torch.float32)  # 1 GiB, written so every page is real memory
+    out["memory_read_gbs"] = _rate(lambda: big.sum(), big.numel() * 4, 5) / 1e9
+    return out
+
+
+def run_steps(steps: int, over: dict) -> tuple[list[dict], int, int]:
+    """Metrics of `steps` real-model steps; the model's parameter count and its weight bytes in bf16."""
+    from rltrain.config import load
+    from rltrain.driver.trainer import Trainer
+
+    cfg = load(str(ROOT / "configs" / "smollm2_gsm.yaml"), {
+        "rollout.prompts_per_step": 8, "rollout.n_samples": 4, "rollout.max_new_tokens": 128,
+        "trainer.steps": steps, "trainer.output_dir": str(ROOT / "runs" / "bench_speed"),
+        "trainer.run_name": f"speed_{time.strftime('%H%M%S')}", "logging.wandb": False, "logging.console": False,
+        **over})
+    trainer = Trainer(cfg)
+    try:
+        metrics = [trainer.step() for _ in range(steps)]
+        params = trainer.actors.learners.call("param_count")[0]
+    finally:
+        trainer.close()
+    return metrics, params, 2 * params
+
+
+def phase_report(metrics: list[dict], params: int, weight_bytes: int, limits: dict) -> dict[str, float]:
+    steady = metrics[2:] or metrics
+    mean = lambda k: statistics.mean(m.get(k, 0.0) for m in steady)  # noqa: E731
+    step, gen, update = mean("timing_s/step"), mean("timing_s/gen"), mean("timing_s/update")
+    passes, sync = mean("timing_s/logprob"), mean("timing_s/weight_sync_total")
+    samples, gen_len = mean("rollout/samples"), mean("rollout/response_length_mean")
+    tokens = mean("perf/tokens_per_s") * step  # prompt + response tokens of the batch
+    generated = samples * gen_len
+    peak = limits["matmul_bf16_tflops"] * 1e12
+    decode_compute = 2 * params * tokens / peak
+    decode_memory = mean("rollout/response_length_max") * weight_bytes / (limits["memory_read_gbs"] * 1e9)
+    decode_bound = max(decode_compute, decode_memory)
+    learner_tflops = 6 * params * tokens / update / 1e12
+    return {
+        "step_s": step, "gen_s": gen, "update_s": update, "logprob_passes_s": passes, "weight_sync_s": sync,
+        "tokens_in_batch": tokens, "generated_tokens": generated,
+        "rollout_tokens_per_s": generated / gen, "decode_bound_s": decode_bound, "rollout_vs_bound": gen / decode_bound,
+        "learner_tokens_per_s": tokens / update, "learner_tflops": learner_tflops,
+        "learner_vs_peak": limits["matmul_bf16_tflops"] / learner_tflops,
+        "sync_gbs": mean("sync/bytes") / max(mean("timing_s/weight_sync"), 1e-9) / 1e9,
+        "sync_share": sync / step, "overhead_share": (step - gen - passes - update - sync) / step,
+        "learner_peak_rss_mb": max(m.get("perf/learner_peak_rss_mb", 0.0) for m in metrics),
+    }
+
+
+def decode_lever(n_rows: int = 32, tokens: int = 128) -> dict[str, float]:
+    """Generated tokens/s of the transformers engine with each decode path, same prompts and model."""
+    from transformers import AutoTokenizer
+
+    from rltrain.data import render_prompt
+    from rltrain.data.word_problems import make_word_problem_rows
+    from rltrain.engines.base import SamplingConfig
+    from rltrain.engines.transformers_engine import TransformersEngine
+    from rltrain.toy.smollm2 import ensure_smollm2
+
+    model = str(ensure_smollm2())
+    tok = AutoTokenizer.from_pretrained(model)
+    rows = make_word_problem_rows("train", n_rows // 4, 1)
+    ids = [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"] for r in rows]
+    out = {}
+    for decode in ("lean", "generate"):
+        engine = TransformersEngine(model, "bfloat16", 0, decode=decode)
+        engine.generate(ids[:1], SamplingConfig(n=1, max_new_tokens=4))  # warm-up
+        t0 = time.perf_counter()
+        samples = engine.generate(ids, SamplingConfig(n=4, max_new_tokens=tokens, temperature=0.7, seed=1))
+        dt = time.perf_counter() - t0
+        out[f"{decode}_s"] = dt
+        out[f"{decode}_tokens_per_s"] = sum(len(s.response_ids) for s in samples) / dt
+    out["lean_speedup"] = out["generate_s"] / out["lean_s"]
+    return out
+
+
+HEAD_PROBE = """
+import json, resource, sys, time, torch
+sys.path.insert(0, {root!r})
+from transformers import AutoModelForCausalLM
+from rltrain.toy.smollm2 import ensure_smollm2
+from rltrain.workers.logprobs import response_logprobs
+torch.set_num_threads(2)
+m = AutoModelForCausalLM.from_pretrained(str(ensure_smollm2()), dtype=torch.bfloat16)
+g = torch.Generator().manual_seed(0)
+ids = torch.randint(100, 30000, (8, 228), generator=g); am = torch.ones_like(ids)
+rs = torch.full((8,), 100); resp = ids[:, 100:]
+def full():
+    logits = m(input_ids=ids, attention_mask=am).logits
+    pos = (rs.view(-1, 1) - 1 + torch.arange(128).view(1, -1))
+    lp = torch.log_softmax(logits.gather(1, pos.unsqueeze(-1).expand(8, 128, logits.shape[-1])).float() / 0.7, -1)
+    return lp.gather(-1, resp.unsqueeze(-1)).squeeze(-1), -(lp.exp() * lp).sum(-1)
+def chunked():
+    return response_logprobs(m, ids, am, rs, resp, 0.7, True)
+fn = {{"full": full, "chunked": chunked}}[{variant!r}]
+times = []
+for _ in range(4):
+    t0 = time.perf_counter(); lp, ent = fn(); (lp.sum() + ent.sum()).backward(); times.append(time.perf_counter() - t0)
+    m.zero_grad(set_to_none=True)
+print(json.dumps({{"s": sorted(times[1:])[1], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def head_lever() -> dict[str, float]:
+    """Forward + backward of 8 rows (100 prompt + 128 response tokens), each way in a fresh process."""
+    out = {}
+    for variant in ("full", "chunked"):
+        res = subprocess.run([sys.executable, "-c", HEAD_PROBE.format(root=str(ROOT), variant=variant)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        out[f"{variant}_s"], out[f"{variant}_peak_rss_mb"] = r["s"], r["peak_rss_mb"]
+    out["chunked_speedup"] = out["full_s"] / out["chunked_s"]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--out", default=str(ROOT / "docs" / "speed.json"))
+    args = p.parse_args()
+    import ray
+
+    ray.init(include_dashboard=False, log_to_driver=False)
+    limits = machine_limits()
+    print(json.dumps({"limits": limits}), flush=True)
+    record: dict = {"limits": limits, "phases": {}}
+    for name, over in (("no_kl", {"algorithm.regularizer": {"name": "none"}}), ("kl", {})):
+        metrics, params, weight_bytes = run_steps(args.steps, over)
+        record["phases"][name] = phase_report(metrics, params, weight_bytes, limits)
+        record["params"] = params
+        print(json.dumps({name: record["phases"][name]}), flush=True)
+    record["decode_lever"] = decode_lever()
+    print(json.dumps({"decode_lever": record["decode_lever"]}), flush=True)
+    record["head_lever"] = head_lever()
+    print(json.dumps({"head_lever": record["head_lever"]}), flush=True)
+    record["machine"] = {"cpus": os.cpu_count(), "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    Path(args.out).write_text(json.dumps(record, indent=2))
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
