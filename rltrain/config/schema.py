@@ -261,7 +261,9 @@ class LoggingConfig(Section):
     wandb: bool = True
     wandb_project: str = "rltrain"
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: offline without a key
-    console: bool = True
+    wandb_group: str | None = None  # W&B group (a sweep puts its trials in one)
+    console: bool = True  # progress on the console: a live bar on a terminal, one line per step elsewhere
+    report: bool = True   # write runs/<run>/report.png at the end (rltrain/driver/report.py)
 
 
 class ReplayConfig(Section):

@@ -1,7 +1,10 @@
-"""Metrics to W&B, the console and `metrics.jsonl` in the run directory.
+"""Metrics to W&B, the console (driver/progress.py: a live bar on a terminal, plain lines
+elsewhere), `metrics.jsonl` in the run directory, and any subscriber (a sweep's trial reports
+evaluations to Ray Tune through one).
 
-W&B runs offline when no API key is configured (and says where the run is written); metric names
-follow verl-style namespaces: rollout/*, reward/*, actor/*, timing_s/*, perf/*, eval/*.
+W&B runs offline when no API key is configured (and says where the run is written); runs of one
+sweep share `logging.wandb_group`. Metric names follow verl-style namespaces: rollout/*, reward/*,
+actor/*, timing_s/*, perf/*, eval/*.
 """
 
 from __future__ import annotations
@@ -10,13 +13,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rltrain.config.schema import LoggingConfig
+from rltrain.driver.progress import Progress
 
-CONSOLE_KEYS = [("rollout/reward_mean", "reward"), ("actor/entropy", "entropy"),
-                ("rollout/response_length_mean", "len"), ("actor/pg_loss", "loss"),
-                ("rollout/logprob_diff", "lpdiff"), ("timing_s/step", "step_s")]
+Subscriber = Callable[[int, dict[str, float]], None]  # (step, metrics) after each log
 
 
 def _wandb_mode(requested: str) -> str:
@@ -30,9 +32,11 @@ def _wandb_mode(requested: str) -> str:
 
 class Tracker:
     def __init__(self, cfg: LoggingConfig, run_dir: Path, run_name: str, config: dict[str, Any],
-                 resume_id: str | None = None) -> None:
+                 resume_id: str | None = None, total_steps: int = 0) -> None:
         self.cfg = cfg
         self.path = run_dir / "metrics.jsonl"
+        self.progress = Progress(total_steps) if cfg.console else None
+        self.subscribers: list[Subscriber] = []
         self.wandb_run = None
         self.wandb_dir: str | None = None
         if cfg.wandb and _wandb_mode(cfg.wandb_mode) != "disabled":
@@ -41,7 +45,8 @@ class Tracker:
             mode = _wandb_mode(cfg.wandb_mode)
             os.environ.setdefault("WANDB_SILENT", "true")
             self.wandb_run = wandb.init(project=cfg.wandb_project, name=run_name, config=config, mode=mode,
-                                        dir=str(run_dir), id=resume_id, resume="allow" if resume_id else None)
+                                        dir=str(run_dir), id=resume_id,
+                                        group=cfg.wandb_group, resume="allow" if resume_id else None)
             self.wandb_dir = str(Path(self.wandb_run.dir).parent)
             if mode == "offline":
                 print(f"[rltrain] W&B offline (no API key): run written to {self.wandb_dir}; "
@@ -57,12 +62,16 @@ class Tracker:
             f.write(json.dumps({"step": step, **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}) + "\n")
         if self.wandb_run is not None:
             self.wandb_run.log(clean, step=step)
-        if self.cfg.console:
-            parts = [f"{short}={clean[k]:.4g}" for k, short in CONSOLE_KEYS if k in clean]
-            if "eval/pass@1" in clean:
-                parts.append(f"pass@1={clean['eval/pass@1']:.3f}")
-            print(f"[rltrain] step {step}: " + " ".join(parts), flush=True)
+        if self.progress is not None:
+            self.progress.log(step, clean)
+        for subscriber in self.subscribers:
+            subscriber(step, clean)
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self.subscribers.append(fn)
 
     def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
         if self.wandb_run is not None:
             self.wandb_run.finish()

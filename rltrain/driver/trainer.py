@@ -36,6 +36,7 @@ from rltrain.driver.rewards import RewardRunner
 from rltrain.driver.rollout import Rollout
 from rltrain.driver.run_setup import RunFiles, prepare_run
 from rltrain.driver.schedules import schedule_class
+from rltrain.driver.report import write_run_report
 from rltrain.driver.tracking import Tracker
 from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
@@ -74,7 +75,8 @@ class Trainer:
                                    self.files.pad_id, self._timer, rc.partial_tokens)
         self.schedule = schedule_cls(collector, self.sampler, cfg)
         wandb_id = self._maybe_resume()
-        self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id)
+        self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id,
+                               total_steps=cfg.trainer.steps)
 
     def set_algorithm(self, spec: dict) -> None:
         """Swap the algorithm on live actors (tests and sweeps reuse one set of actors)."""
@@ -96,8 +98,8 @@ class Trainer:
                 print(f"[rltrain] trainer.max_wall_s={self.cfg.trainer.max_wall_s} reached; stopping", flush=True)
                 break
             metrics = self.step()
-            if self.cfg.eval.every and self.step_idx % self.cfg.eval.every == 0:
-                metrics.update(self.evaluate())
+            if self.cfg.eval.every and self.step_idx % self.cfg.eval.every == 0 and self.step_idx < self.cfg.trainer.steps:
+                metrics.update(self.evaluate())  # (the last step's evaluation is the final one below)
             self.tracker.log(metrics, step=self.step_idx)
             if self.cfg.trainer.save_every and self.step_idx % self.cfg.trainer.save_every == 0:
                 self.save()
@@ -106,7 +108,8 @@ class Trainer:
         ckpt = self.save()
         export_dir = self.files.run_dir / "model"
         self.actors.learners.call("export", str(export_dir), self.files.model_path)
-        return self._summary(before, after, ckpt, export_dir, time.perf_counter() - t_start)
+        report = write_run_report(self.files.run_dir) if self.cfg.logging.report else None
+        return self._summary(before, after, ckpt, export_dir, time.perf_counter() - t_start, report)
 
     def step(self) -> dict[str, float]:
         self.step_idx += 1
@@ -245,12 +248,14 @@ class Trainer:
         print(f"[rltrain] resumed from {self.files.resume_from} at step {self.step_idx}", flush=True)
         return state.get("wandb_id")
 
-    def _summary(self, before: dict, after: dict, ckpt: Path, export_dir: Path, wall_s: float) -> dict[str, Any]:
+    def _summary(self, before: dict, after: dict, ckpt: Path, export_dir: Path, wall_s: float,
+                 report: Path | None) -> dict[str, Any]:
         summary = {
             "steps": self.step_idx, "wall_s": wall_s, "eval_before": before, "eval_after": after,
             "pass@1_before": before.get("eval/pass@1"), "pass@1_after": after.get("eval/pass@1"),
             "run_dir": str(self.files.run_dir), "checkpoint": str(ckpt), "exported_model": str(export_dir),
             "metrics": str(self.files.run_dir / "metrics.jsonl"), "wandb_run": self.tracker.wandb_dir,
+            "report": str(report) if report else None,
             "model": self.files.model_path, "algorithm": self.cfg.algorithm.spec(),
         }
         path = self.files.run_dir / "summary.json"

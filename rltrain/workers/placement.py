@@ -1,7 +1,9 @@
 """Starts the Ray actors of a run with explicit placement.
 
 One placement group holds a bundle per actor: learner ranks, rollout workers and (optionally) the
-reference. On a CPU machine the bundles split the declared CPUs between the roles, and
+reference. A run started inside a placement group of its own caller (a sweep's Ray Tune trial:
+`rltrain/driver/sweep.py` asks Tune for a head bundle plus one per actor) places its actors in that
+group's bundles 1..n instead, so trials share a cluster without over-asking it. On a CPU machine the bundles split the declared CPUs between the roles, and
 `cpu_threads` sets each actor's torch threads: a schedule that runs one phase at a time lets each
 actor use all cores while it works; one whose generation overlaps the update (its
 `overlaps_generation`) splits the cores between them. With GPUs each learner rank and rollout
@@ -36,6 +38,7 @@ class Actors:
     workers: RankGroup
     reference: RankGroup | None
     pg: object
+    owns_pg: bool = True  # False: the caller's placement group (a sweep trial's), left to the caller
 
 
 def free_port() -> int:
@@ -65,10 +68,19 @@ def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[i
     return cfg.learner.threads or learn, cfg.rollout.threads or roll
 
 
-def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool) -> Actors:
-    """Place and start every actor; returns once the rollout engines are up (start-up errors surface here)."""
-    n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
-    n_actors = n_learn + n_work + int(need_reference)
+def actor_count(cfg: Config, need_reference: bool) -> int:
+    return cfg.learner.num_ranks + cfg.rollout.num_workers + int(need_reference)
+
+
+def _placement(n_actors: int) -> tuple[object, list[dict], int, bool]:
+    """(placement group, the actors' bundles, index of the first actor bundle, whether the run owns it)."""
+    enclosing = ray.util.get_current_placement_group()
+    if enclosing is not None:
+        specs = enclosing.bundle_specs
+        if len(specs) != n_actors + 1:
+            raise RuntimeError(f"this run is placed in a placement group of {len(specs)} bundles; it needs a head "
+                               f"bundle plus one per actor ({n_actors} actors: {n_actors + 1} bundles)")
+        return enclosing, specs[1:], 1, False
     bundles = _bundles(n_actors)
     pg = placement_group(bundles, strategy="PACK")
     try:
@@ -76,11 +88,19 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     except ray.exceptions.GetTimeoutError:
         raise RuntimeError(f"placement group {bundles} did not fit the cluster's resources "
                            f"{ray.available_resources()} within 120 s") from None
+    return pg, bundles, 0, True
+
+
+def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool) -> Actors:
+    """Place and start every actor; returns once the rollout engines are up (start-up errors surface here)."""
+    n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
+    n_actors = actor_count(cfg, need_reference)
+    pg, bundles, first, owns_pg = _placement(n_actors)
 
     def opts(i: int) -> dict:
         b = bundles[i]
-        return {"num_cpus": b["CPU"], "num_gpus": b.get("GPU", 0),
-                "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
+        return {"num_cpus": b.get("CPU", 0), "num_gpus": b.get("GPU", 0),
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=first + i)}
 
     cores = os.cpu_count() or 2
     learn_threads, roll_threads = cpu_threads(cfg, overlap, cores)
@@ -106,7 +126,7 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
         reference = RankGroup([ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
             cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation)])
-    group = Actors(RankGroup(learners), RankGroup(workers), reference, pg)
+    group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg)
     group.workers.call("get_version")  # surface start-up errors early
     return group
 
@@ -116,4 +136,5 @@ def stop_actors(group: Actors) -> None:
     group.workers.kill()
     if group.reference is not None:
         group.reference.kill()
-    ray.util.remove_placement_group(group.pg)
+    if group.owns_pg:
+        ray.util.remove_placement_group(group.pg)
