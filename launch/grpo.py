@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         ray.shutdown()  # flush actor logs before the summary lines
     before, after = summary["pass@1_before"], summary["pass@1_after"]
     print(f"[rltrain] done: {summary['steps']} steps in {summary['wall_s']:.0f}s; test pass@1 "
-          f"{before:.3f} -> {after:.3f}; checkpoint {summary['checkpoint']}; model {summary['exported_model']}")
+          f"{before:.3f} -> {after:.3f}; checkpoint {summary['checkpoint']}; model {summary['exported_model']}"
+          + (f"; report {summary['report']}" if summary.get("report") else ""))
     print(json.dumps({k: summary[k] for k in ("pass@1_before", "pass@1_after", "wall_s")}))
     print(summary["summary_path"])
     return 0

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="report.png", help="PNG to write (default: ./report.png)")
     parser.add_argument("--labels", nargs="*", default=None, help="one legend label per run (default: directory names)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--dpi", type=int, default=90, help="resolution (the figure is 16 x 8.5 inches)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from rltrain.driver.report import read_metrics, write_report
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"report: {e}", file=sys.stderr)
         return 2
-    print(write_report(runs, Path(args.out), args.title))
+    print(write_report(runs, Path(args.out), args.title, dpi=args.dpi))
     return 0
 
 

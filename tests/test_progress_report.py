@@ -115,3 +115,11 @@ def test_png_text_refuses_a_file_that_is_not_a_png(tmp_path):
     f.write_bytes(b"GIF89a....")
     with pytest.raises(ValueError, match="not a PNG"):
         png_text(f)
+
+
+def test_running_mean_and_window_by_hand():
+    from rltrain.driver.report import running_mean, smoothing_window
+
+    assert running_mean([1.0, 2.0, 3.0, 4.0], 2) == [1.0, 1.5, 2.5, 3.5]
+    assert running_mean([3.0, 6.0, 9.0], 3) == [3.0, 4.5, 6.0]
+    assert [smoothing_window(n) for n in (12, 30, 31, 120, 1000)] == [1, 1, 3, 8, 66]

@@ -73,13 +73,19 @@ def _line_panel(ax, runs: list[RunMetrics], keys: list[tuple[str, str]], title: 
     from matplotlib.ticker import MaxNLocator
 
     styles = ["-", "--", ":", "-."]
-    curves, used, top = 0, [], 0.0
+    curves, used, top, smoothed = 0, [], 0.0, 0
     for i, run in enumerate(runs):
         for j, (key, name) in enumerate(keys):
             steps, values = run.series(key)
             if not steps:
                 continue
-            ax.plot(steps, values, styles[j % len(styles)], color=f"C{i}", linewidth=1.6,
+            window = smoothing_window(len(steps))
+            if window > 1:  # noisy per-step values: faint, with their running mean drawn bold
+                ax.plot(steps, values, styles[j % len(styles)], color=f"C{i}", linewidth=0.8, alpha=0.3)
+                values_shown, smoothed = running_mean(values, window), max(smoothed, window)
+            else:
+                values_shown = values
+            ax.plot(steps, values_shown, styles[j % len(styles)], color=f"C{i}", linewidth=1.6,
                     marker="o" if len(steps) <= 12 else None, markersize=3.5)
             curves += 1
             top = max(top, max(values))
@@ -90,6 +96,9 @@ def _line_panel(ax, runs: list[RunMetrics], keys: list[tuple[str, str]], title: 
     ax.set_ylabel(ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
+    if smoothed:
+        ax.text(0.99, 0.01, f"bold: mean of the last {smoothed} steps",
+                ha="right", va="bottom", transform=ax.transAxes, fontsize=7, color="0.4")
     if fraction and curves:
         ax.set_ylim(0, max(0.01, 1.15 * top))
         if top == 0:
@@ -101,6 +110,20 @@ def _line_panel(ax, runs: list[RunMetrics], keys: list[tuple[str, str]], title: 
     if not curves:
         ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="0.5")
     return curves
+
+
+def smoothing_window(n_points: int) -> int:
+    """1 (no smoothing) up to 30 points, then about n/15 steps."""
+    return 1 if n_points <= 30 else max(3, n_points // 15)
+
+
+def running_mean(values: list[float], window: int) -> list[float]:
+    """Mean of each value and the up to `window - 1` before it: [1, 2, 3, 4], 2 -> [1, 1.5, 2.5, 3.5]."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def headline(run: RunMetrics) -> str:
@@ -161,7 +184,7 @@ def _phase_panel(ax, runs: list[RunMetrics]) -> int:
     return bars
 
 
-def write_report(runs: list[RunMetrics], out: Path, title: str | None = None) -> Path:
+def write_report(runs: list[RunMetrics], out: Path, title: str | None = None, dpi: int = 90) -> Path:
     """Draw the six panels for `runs` into the PNG `out` and return its path."""
     import matplotlib
 
@@ -198,7 +221,7 @@ def write_report(runs: list[RunMetrics], out: Path, title: str | None = None) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"rltrain-panels": json.dumps([{"title": t, "curves": n} for t, n in panels]),
             "rltrain-runs": json.dumps([r.label for r in runs])}
-    fig.savefig(out, dpi=90, metadata=meta)
+    fig.savefig(out, dpi=dpi, metadata=meta)
     plt.close(fig)
     return out
 
