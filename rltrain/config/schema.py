@@ -242,7 +242,15 @@ class ReferenceConfig(Section):
 
 
 class SyncConfig(Section):
+    """Learner -> engines weight sync. `object_store`: buckets through Ray's object store, one RPC per
+    bucket per worker; `collective`: learner rank 0 broadcasts flat per-dtype buckets over a process
+    group of its own with the workers (gloo on CPU, NCCL on GPU); `auto`: the measured default of the
+    device kind (`sync_method`). Under `placement: colocated` the engine adopts the learner's tensors
+    in place and this is not used."""
+
     bucket_mb: float = Field(64.0, gt=0)  # weight-sync bucket size (one RPC per bucket per rollout worker)
+    method: Literal["auto", "object_store", "collective"] = "auto"
+    timeout_s: float = Field(300.0, gt=0)  # collective: rendezvous and each broadcast
 
 
 class EvalConfig(Section):
@@ -303,6 +311,19 @@ class TrainerConfig(Section):
         return name
 
 
+# sync.method: auto -> the default each device kind gets, by measurement (docs/benchmarks.md, "Weight sync")
+AUTO_SYNC_METHOD = {"cpu": "object_store", "gpu": "collective"}
+
+
+def sync_method(cfg: Config, has_gpu: bool) -> str:
+    """How weights reach the engines: `colocated` (in place, same process), `object_store` or `collective`."""
+    if cfg.placement == "colocated":
+        return "colocated"
+    if cfg.sync.method != "auto":
+        return cfg.sync.method
+    return AUTO_SYNC_METHOD["gpu" if has_gpu else "cpu"]
+
+
 def engine_dtype(cfg: Config) -> str:
     """The rollout engines' precision: `rollout.dtype`, or the model's when `auto`."""
     return cfg.model.dtype if cfg.rollout.dtype == "auto" else cfg.rollout.dtype
@@ -350,6 +371,16 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
+    # separate: every role in its own actor; colocated: the rollout engine lives in learner rank 0's
+    # process and adopts its weights in place (one engine: rollout.num_workers must be 1)
+    placement: Literal["separate", "colocated"] = "separate"
+
+    @model_validator(mode="after")
+    def _colocated_one_engine(self) -> "Config":
+        if self.placement == "colocated" and self.rollout.num_workers != 1:
+            raise ValueError(f"placement: colocated puts one engine with learner rank 0; rollout.num_workers must be "
+                             f"1, got {self.rollout.num_workers}")
+        return self
 
     @model_validator(mode="after")
     def _multiturn_combinations(self) -> "Config":

@@ -57,9 +57,10 @@ class Tracker:
         return self.wandb_run.id if self.wandb_run is not None else None
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if v is not None}
+        clean = {k: (v if isinstance(v, str) else float(v)) for k, v in metrics.items() if v is not None}
         with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}) + "\n")
+            f.write(json.dumps({"step": step, **{k: (v if isinstance(v, str) or math.isfinite(v) else None)
+                                                 for k, v in clean.items()}}) + "\n")
         if self.wandb_run is not None:
             self.wandb_run.log(clean, step=step)
         if self.progress is not None:

@@ -26,7 +26,8 @@ import torch
 import algorithms
 from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
-from rltrain.config.schema import engine_dtype
+from rltrain.config import ConfigError
+from rltrain.config.schema import engine_dtype, sync_method
 from rltrain.driver import checkpoint
 from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate
@@ -41,7 +42,7 @@ from rltrain.driver.tracking import Tracker
 from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
-from rltrain.workers.placement import start_actors, stop_actors
+from rltrain.workers.placement import connect_sync_group, replace_worker, start_actors, stop_actors
 from rltrain.workers.sharding import minibatch_slices, rank_micro_batches, shard_for_ranks
 
 
@@ -57,10 +58,16 @@ class Trainer:
         schedule_cls = schedule_class(cfg.trainer.schedule)
         if cfg.rollout.partial_tokens:
             check_resumable(cfg.rollout.engine)
+        if cfg.placement == "colocated" and schedule_cls.overlaps_generation(cfg):
+            raise ConfigError(f"placement: colocated runs generation and the update in one process, one after the "
+                              f"other; trainer.schedule={cfg.trainer.schedule} overlaps them (use sync or replay)")
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
                                    schedule_cls.overlaps_generation(cfg))
+        self.sync_method = sync_method(cfg, ray.cluster_resources().get("GPU", 0) > 0)
+        if self.sync_method == "collective":
+            connect_sync_group(self.actors, cfg.sync.timeout_s)
         if cfg.env.name is not None:  # episodes with an environment, scored by it
             self.rollout = self.eval_rollout = MultiTurnRollout(self.actors.workers, self.tokenizer, cfg.env,
                                                                 cfg.rollout.max_new_tokens)
@@ -214,9 +221,27 @@ class Trainer:
 
     def sync_weights(self) -> dict[str, float]:
         self.version += 1
+        return self._push_weights()
+
+    def _push_weights(self) -> dict[str, Any]:
+        """The learners' weights to every engine at the current version; `sync/*` metrics."""
         bucket = int(self.cfg.sync.bucket_mb * 2**20)
-        return self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
-                                         engine_dtype(self.cfg))[0]
+        out = self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
+                                        engine_dtype(self.cfg), self.sync_method)[0]
+        seconds = out["timing_s/weight_sync"]
+        out.update({"sync/seconds": seconds, "sync/gb_per_s": out["sync/bytes"] / max(seconds, 1e-9) / 1e9,
+                    "sync/method": self.sync_method,
+                    "perf/rollout_peak_rss_mb": max(self.actors.workers.call("peak_rss_mb"))})
+        return out
+
+    def replace_worker(self, i: int) -> None:
+        """A fresh rollout worker i in place of the old one (killed if it still lives), on the current
+        weights and version; with the collective sync every member joins a fresh group first."""
+        replace_worker(self.actors, i)
+        if self.sync_method == "collective":
+            connect_sync_group(self.actors, self.cfg.sync.timeout_s)
+        self._push_weights()
+        print(f"[rltrain] rollout worker {i} replaced and synced to weight version {self.version}", flush=True)
 
     def evaluate(self) -> dict[str, float]:
         ec = self.cfg.eval

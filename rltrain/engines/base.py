@@ -80,6 +80,14 @@ class EngineBase:
     def finish_weight_update(self, version: int) -> None:
         self.version = version
 
+    def share_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
+        """Colocated placement: take the learner's tensors, in the same process. The default copies
+        them (`load_weights`); an engine that can adopt a tensor's storage does so. Returns the bytes
+        copied."""
+        named = list(named_tensors)
+        self.load_weights(named)
+        return sum(t.numel() * t.element_size() for _, t in named)
+
     def free_memory(self) -> bool:
         return False
 

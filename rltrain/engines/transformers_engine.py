@@ -8,6 +8,12 @@ On a 2-core CPU it measured ~4x (23M params) to ~30x (0.4M params) faster than v
 `engine: auto` picks it when no GPU is present. Log-probs are those of the processed sampling
 distribution (temperature and top-p applied), as the sampler drew from it. Weights are copied in
 place into the module's parameters (tied names included), so a sync allocates nothing.
+
+Colocated with the learner (`placement: colocated`), `share_weights` makes each parameter whose
+dtype and shape match the learner's point at the learner's tensor (a sync copies nothing) and
+copies the rest in place (a bf16 engine beside a float32 learner). `free_memory` drops the
+engine's own parameter storage (during the update) and `restore_memory` re-allocates it; either
+way the engine refuses to generate until the next sync has loaded weights.
 """
 
 from __future__ import annotations
@@ -42,9 +48,13 @@ class TransformersEngine(EngineBase):
         self.seed = seed
         self.calls = 0
         self.version = 0
+        self.weights_ready = True
+        self._freed: dict[str, tuple[torch.Size, torch.dtype]] = {}
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
+        if not self.weights_ready:
+            raise RuntimeError("the engine's memory was freed: a weight sync must load weights before it generates")
         seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
         self.calls += 1
         stops = [self.eos_id, *sampling.stop_token_ids]
@@ -86,6 +96,52 @@ class TransformersEngine(EngineBase):
             if name not in self.params:
                 raise KeyError(f"weight sync: engine has no parameter {name!r}")
             self.params[name].copy_(tensor)
+
+    def finish_weight_update(self, version: int) -> None:
+        self.version = version
+        self.weights_ready = True
+
+    @torch.no_grad()
+    def share_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        copied = 0
+        for name, tensor in named_tensors:
+            p = params.get(name)
+            if p is None:
+                raise KeyError(f"weight sync: engine has no parameter {name!r}")
+            if p.data.data_ptr() == tensor.data_ptr():
+                continue  # already shared (a tied alias, or the storage the learner updated in place)
+            shape = self._freed[name][0] if name in self._freed else p.shape
+            if tuple(tensor.shape) != tuple(shape):
+                raise ValueError(f"weight sync: {name} has shape {tuple(tensor.shape)}, the engine's is {tuple(shape)}")
+            if p.dtype == tensor.dtype and p.device == tensor.device:
+                p.data = tensor.detach()  # adopt the learner's storage
+            elif p.numel() == tensor.numel():
+                p.data.copy_(tensor)  # another dtype: copy in place
+                copied += tensor.numel() * p.element_size()
+            else:  # freed: allocate again in the engine's dtype
+                p.data = tensor.detach().to(p.dtype, copy=True)
+                copied += tensor.numel() * p.element_size()
+        self.params = self.model.state_dict()
+        self._freed = {}
+        return copied
+
+    def free_memory(self) -> bool:
+        self._freed = {n: (p.shape, p.dtype) for n, p in self.model.named_parameters()}
+        for p in self.model.parameters():
+            p.data = torch.empty(0, dtype=p.dtype, device=p.device)
+        self.params = {}
+        self.weights_ready = False
+        return True
+
+    def restore_memory(self) -> bool:
+        """Re-allocate the parameters `free_memory` dropped (their values come with the next sync)."""
+        params = dict(self.model.named_parameters())
+        for name, (shape, dtype) in self._freed.items():
+            params[name].data = torch.empty(shape, dtype=dtype)
+        self._freed = {}
+        self.params = self.model.state_dict()
+        return True
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -165,15 +165,44 @@ class Learner:
             return lora.merged_params(self.engine.module)
         return iter_full_params(self.engine.module, self.cfg.zero_stage == 3)
 
-    def sync_weights(self, workers: list, version: int, bucket_bytes: int,
-                     engine_dtype: str | None = None) -> dict[str, float]:
-        """Every rank joins (ZeRO-3 gathers are collective); rank 0 sends the buckets, in the engines'
-        precision (a float32 learner feeding bf16 engines sends half the bytes)."""
+    def sync_endpoint(self) -> tuple[str, int]:
+        """(this node's address, a free port on it): where rank 0 hosts the weight-sync rendezvous."""
+        import ray
+
+        from rltrain.workers.placement import free_port
+
+        return ray.util.get_node_ip_address(), free_port()
+
+    def join_sync_group(self, host: str, port: int, world_size: int, timeout_s: float) -> None:
+        """Rank 0 joins the weight-sync process group as its rank 0 (a fresh one replaces the old)."""
+        from rltrain.workers.sync_group import SyncGroup
+
+        self.sync_group = SyncGroup(host, port, 0, world_size, self.device.type, timeout_s)
+
+    def _engine_params(self, engine_dtype: str | None):
+        """The policy's (name, tensor) stream in the engines' precision (a float32 learner feeding
+        bf16 engines sends half the bytes)."""
         named = self._full_params()
         if engine_dtype is not None:
             dtype = getattr(torch, engine_dtype)
             named = ((n, t.to(dtype) if t.is_floating_point() else t) for n, t in named)
-        return send_buckets(named, workers if self.rank == 0 else [], version, bucket_bytes)
+        return named
+
+    def sync_weights(self, workers: list, version: int, bucket_bytes: int,
+                     engine_dtype: str | None = None, method: str = "object_store") -> dict[str, float]:
+        """Every rank joins (ZeRO-3 gathers are collective); rank 0 sends the buckets through Ray's
+        object store or broadcasts them over the weight-sync group (`method: collective`)."""
+        from rltrain.workers.sync_group import send_collective
+
+        named = self._engine_params(engine_dtype)
+        mine = workers if self.rank == 0 else []
+        if method == "collective":
+            return send_collective(named, mine, getattr(self, "sync_group", None), version, bucket_bytes)
+        return send_buckets(named, mine, version, bucket_bytes)
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """The policy's full weights by name (a collective under ZeRO-3), for checks."""
+        return {n: t.detach().clone() for n, t in self._full_params()}
 
     def param_count(self) -> int:
         """Parameters of the policy (merged size under LoRA)."""

@@ -16,6 +16,7 @@ import math
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import ray
 from ray.util.placement_group import placement_group
@@ -24,6 +25,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from rltrain.config import Config, engine_dtype
 from rltrain.config.schema import engine_options
 from rltrain.engines import resolve_engine_name
+from rltrain.workers.colocated import ColocatedLearner
 from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.reference import Reference
@@ -39,6 +41,8 @@ class Actors:
     reference: RankGroup | None
     pg: object
     owns_pg: bool = True  # False: the caller's placement group (a sweep trial's), left to the caller
+    colocated: bool = False  # the rollout group's only member is learner rank 0
+    spawn_worker: Callable[[int], Any] | None = None  # a fresh rollout worker i in worker i's bundle
 
 
 def free_port() -> int:
@@ -69,7 +73,9 @@ def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[i
 
 
 def actor_count(cfg: Config, need_reference: bool) -> int:
-    return cfg.learner.num_ranks + cfg.rollout.num_workers + int(need_reference)
+    """Actors (and bundles) of a run; colocated, the engine lives in learner rank 0's actor."""
+    workers = 0 if cfg.placement == "colocated" else cfg.rollout.num_workers
+    return cfg.learner.num_ranks + workers + int(need_reference)
 
 
 def _placement(n_actors: int) -> tuple[object, list[dict], int, bool]:
@@ -109,31 +115,66 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
     port = free_port()
+
+    def worker_args(w: int) -> tuple:
+        return (model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
+                engine_options(cfg, engine))
+
+    def learner_args(r: int) -> tuple:
+        return (model_path, learner_cfg, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
+                cfg.algorithm.spec(), cfg.trainer.seed, cfg.model.gradient_checkpointing)
+
+    colocated = cfg.placement == "colocated"
     learners = [
-        ray.remote(Learner).options(**opts(r), runtime_env=env).remote(
-            model_path, learner_cfg, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
-            cfg.algorithm.spec(), cfg.trainer.seed, cfg.model.gradient_checkpointing)
+        ray.remote(ColocatedLearner).options(**opts(0), runtime_env=env).remote(learner_args(0), worker_args(0))
+        if colocated and r == 0 else
+        ray.remote(Learner).options(**opts(r), runtime_env=env).remote(*learner_args(r))
         for r in range(n_learn)
     ]
-    workers = [
-        ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(
-            model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
-            engine_options(cfg, engine))
-        for w in range(n_work)
-    ]
+    def spawn_worker(w: int):
+        return ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(*worker_args(w))
+
+    workers = learners[:1] if colocated else [spawn_worker(w) for w in range(n_work)]
     reference = None
     if need_reference:
         reference = RankGroup([ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
             cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation)])
-    group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg)
+    group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,
+                   None if colocated else spawn_worker)
     group.workers.call("get_version")  # surface start-up errors early
     return group
 
 
+def replace_worker(group: Actors, i: int) -> None:
+    """Kill rollout worker i (if it still lives) and start a fresh one in its bundle; the caller
+    syncs its weights (and, with the collective sync, re-forms the group)."""
+    if group.spawn_worker is None:
+        raise RuntimeError("colocated placement: the engine lives in learner rank 0 and cannot be replaced alone")
+    ray.kill(group.workers.actors[i])
+    group.workers.actors[i] = group.spawn_worker(i)
+    RankGroup([group.workers.actors[i]]).call("get_version")  # surface start-up errors
+
+
+def connect_sync_group(group: Actors, timeout_s: float) -> None:
+    """Learner rank 0 and every rollout worker join a fresh weight-sync process group
+    (rltrain/workers/sync_group.py): on loopback when the cluster has one node, else at rank 0's node
+    address. Called at start-up and again after a worker is replaced."""
+    lead = RankGroup(group.learners.actors[:1])
+    host, port = lead.call("sync_endpoint")[0]
+    if len([n for n in ray.nodes() if n.get("Alive")]) == 1:
+        host = "127.0.0.1"
+    world = len(group.workers) + 1
+    futures = lead.submit("join_sync_group", host, port, world, timeout_s)
+    futures += group.workers.submit_each("join_sync_group", [(host, port, i + 1, world, timeout_s)
+                                                             for i in range(len(group.workers))])
+    RankGroup.gather(futures)
+
+
 def stop_actors(group: Actors) -> None:
     group.learners.kill()
-    group.workers.kill()
+    if not group.colocated:
+        group.workers.kill()
     if group.reference is not None:
         group.reference.kill()
     if group.owns_pg:

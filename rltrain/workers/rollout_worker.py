@@ -44,6 +44,31 @@ class RolloutWorker:
         if version is not None:
             self.engine.finish_weight_update(version)
 
+    def join_sync_group(self, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
+        """Join the weight-sync process group (learner rank 0 is its rank 0; this worker is `rank`)."""
+        from rltrain.workers.sync_group import SyncGroup
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.sync_group = SyncGroup(host, port, rank, world_size, device, timeout_s)
+
+    def receive_bucket(self, layout, version: int | None) -> None:
+        """One bucket by broadcast (the collective sync): receive, hand the views to the engine."""
+        self.engine.load_weights(self.sync_group.receive(layout))
+        if version is not None:
+            self.engine.finish_weight_update(version)
+
+    def engine_weights(self) -> dict[str, torch.Tensor]:
+        """The engine's parameters by name, for checks (engines that expose `params`, as the transformers one)."""
+        params = getattr(self.engine, "params", None)
+        if params is None:
+            raise NotImplementedError(f"{type(self.engine).__name__} does not expose its parameters")
+        return {k: v.detach().clone() for k, v in params.items()}
+
+    def peak_rss_mb(self) -> float:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
     def get_version(self) -> int:
         return self.engine.version
 
