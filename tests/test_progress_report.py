@@ -104,7 +104,7 @@ def test_malformed_metrics_line_is_named(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"step": 1}\n{not json\n')
-    with pytest.raises(ValueError, match=r"metrics.jsonl:2: not JSON"):
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2: invalid JSON"):
         read_metrics(run)
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
         read_metrics(tmp_path / "missing")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from rltrain.workers.placement import free_port
@@ -19,12 +20,13 @@ def test_layout_groups_by_dtype_with_element_offsets():
                       "bfloat16": ([Entry("b", (4,), 0), Entry("d", (1, 2), 4)], 6)}
 
 
-def test_broadcast_round_trip_is_bit_exact_and_reuses_buffers():
-    port = free_port()
+@pytest.mark.parametrize("kind", ["file", "tcp"])
+def test_broadcast_round_trip_is_bit_exact_and_reuses_buffers(tmp_path, kind):
+    rendezvous = f"file://{tmp_path}/store" if kind == "file" else f"tcp://127.0.0.1:{free_port()}"
     groups: dict[int, SyncGroup] = {}
 
     def join(rank: int) -> None:
-        groups[rank] = SyncGroup("127.0.0.1", port, rank, 2, "cpu", timeout_s=30)
+        groups[rank] = SyncGroup(rendezvous, rank, 2, "cpu", timeout_s=30)
 
     threads = [threading.Thread(target=join, args=(r,)) for r in (0, 1)]
     [t.start() for t in threads]

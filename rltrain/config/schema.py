@@ -123,13 +123,6 @@ class RolloutConfig(Section):
         return options
 
 
-def engine_options(cfg: Config, resolved_name: str) -> dict[str, Any]:
-    """The constructor options of the engine `resolved_name` (`auto` already resolved):
-    `rollout.vllm` / `rollout.transformers` for those engines, else `rollout.engine_options`."""
-    section = {"vllm": cfg.rollout.vllm, "transformers": cfg.rollout.transformers}.get(resolved_name)
-    return section.model_dump() if section is not None else dict(cfg.rollout.engine_options)
-
-
 class LoRAConfig(Section):
     """LoRA adapters through peft (rltrain/workers/lora.py): rank 0 = full fine-tuning. Only the adapters
     train; engines get merged weights at each sync; checkpoints hold the adapters and their optimizer
@@ -311,24 +304,6 @@ class TrainerConfig(Section):
         return name
 
 
-# sync.method: auto -> the default each device kind gets, by measurement (docs/benchmarks.md, "Weight sync")
-AUTO_SYNC_METHOD = {"cpu": "object_store", "gpu": "collective"}
-
-
-def sync_method(cfg: Config, has_gpu: bool) -> str:
-    """How weights reach the engines: `colocated` (in place, same process), `object_store` or `collective`."""
-    if cfg.placement == "colocated":
-        return "colocated"
-    if cfg.sync.method != "auto":
-        return cfg.sync.method
-    return AUTO_SYNC_METHOD["gpu" if has_gpu else "cpu"]
-
-
-def engine_dtype(cfg: Config) -> str:
-    """The rollout engines' precision: `rollout.dtype`, or the model's when `auto`."""
-    return cfg.model.dtype if cfg.rollout.dtype == "auto" else cfg.rollout.dtype
-
-
 class EnvConfig(Section):
     """Multi-turn rollouts (rltrain/driver/multiturn.py): `name: null` = single-turn generation. A
     registered environment (`search`) or an import path `pkg.mod:Class` following
@@ -418,6 +393,6 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 __all__ = [
     "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
     "ModelConfig", "RENAMED", "ReferenceConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
-    "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig", "engine_dtype",
-    "engine_options", "load", "to_dict",
+    "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig",
+    "load", "to_dict",
 ]

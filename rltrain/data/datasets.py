@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -107,18 +107,24 @@ def _make_row(
 # files
 
 
-def _jsonl_rows(path: str, **kw: Any) -> list[PromptRow]:
-    name = os.path.basename(path)
-    rows: list[PromptRow] = []
+def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line; a line that is not JSON raises `error`
+    naming `path:line`."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-            rows.append(_make_row(record, f"{path}:{lineno}", f"{name}:{len(rows)}", **kw))
+                raise error(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+
+
+def _jsonl_rows(path: str, **kw: Any) -> list[PromptRow]:
+    name = os.path.basename(path)
+    rows: list[PromptRow] = []
+    for lineno, record in iter_jsonl(path, DataError):
+        rows.append(_make_row(record, f"{path}:{lineno}", f"{name}:{len(rows)}", **kw))
     return rows
 
 

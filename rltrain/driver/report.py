@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from rltrain.data.datasets import iter_jsonl
+
 PHASES = [("timing_s/gen", "generation"), ("timing_s/logprob", "log-probs"), ("timing_s/update", "update"),
           ("timing_s/weight_sync_total", "sync")]
 PHASE_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8c8c8c"]  # not the runs' colours C0, C1, ...
@@ -44,16 +46,7 @@ def read_metrics(run_dir: Path, label: str | None = None) -> RunMetrics:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no metrics.jsonl (is it a run directory?)")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-        if isinstance(row, dict) and "step" in row:
-            rows.append(row)
+    rows = [row for _, row in iter_jsonl(path) if isinstance(row, dict) and "step" in row]
     return RunMetrics(label or Path(run_dir).name, rows)
 
 

@@ -27,7 +27,7 @@ import algorithms
 from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
 from rltrain.config import ConfigError
-from rltrain.config.schema import engine_dtype, sync_method
+from rltrain.config import engine_dtype, sync_method
 from rltrain.driver import checkpoint
 from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate

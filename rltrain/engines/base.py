@@ -69,6 +69,9 @@ class EngineBase:
     # continue_sequences resumes a sample cut at a token budget exactly as if generation had gone on
     # (same ids, log-probs of the same distribution): partial rollouts may use this engine
     resumes_partial: bool = False
+    # load_weights keeps references to the tensors it is given (it stages them until
+    # finish_weight_update): a sync must hand it tensors of their own, not views of reused buffers
+    keeps_loaded_tensors: bool = False
 
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
         raise NotImplementedError

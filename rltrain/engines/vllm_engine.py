@@ -67,6 +67,8 @@ class VLLMEngine(EngineBase):
                 samples.append(Sample(i, toks, lps, finished=reason != "length", stop_reason=reason))
         return samples
 
+    keeps_loaded_tensors = True  # buckets are staged until finish_weight_update reloads them at once
+
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         self.staged.extend(named_tensors)
 

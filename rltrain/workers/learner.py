@@ -173,11 +173,11 @@ class Learner:
 
         return ray.util.get_node_ip_address(), free_port()
 
-    def join_sync_group(self, host: str, port: int, world_size: int, timeout_s: float) -> None:
+    def join_sync_group(self, rendezvous: str, world_size: int, timeout_s: float) -> None:
         """Rank 0 joins the weight-sync process group as its rank 0 (a fresh one replaces the old)."""
         from rltrain.workers.sync_group import SyncGroup
 
-        self.sync_group = SyncGroup(host, port, 0, world_size, self.device.type, timeout_s)
+        self.sync_group = SyncGroup(rendezvous, 0, world_size, self.device.type, timeout_s)
 
     def _engine_params(self, engine_dtype: str | None):
         """The policy's (name, tensor) stream in the engines' precision (a float32 learner feeding

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import os
 import socket
+import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,8 +24,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rltrain.config import Config, engine_dtype
-from rltrain.config.schema import engine_options
+from rltrain.config import Config, engine_dtype, engine_options
 from rltrain.engines import resolve_engine_name
 from rltrain.workers.colocated import ColocatedLearner
 from rltrain.workers.group import RankGroup
@@ -158,15 +159,17 @@ def replace_worker(group: Actors, i: int) -> None:
 
 def connect_sync_group(group: Actors, timeout_s: float) -> None:
     """Learner rank 0 and every rollout worker join a fresh weight-sync process group
-    (rltrain/workers/sync_group.py): on loopback when the cluster has one node, else at rank 0's node
-    address. Called at start-up and again after a worker is replaced."""
+    (rltrain/workers/sync_group.py): through a file store on a one-node cluster, else a TCP store at
+    rank 0's node address. Called at start-up and again after a worker is replaced."""
     lead = RankGroup(group.learners.actors[:1])
-    host, port = lead.call("sync_endpoint")[0]
     if len([n for n in ray.nodes() if n.get("Alive")]) == 1:
-        host = "127.0.0.1"
+        rendezvous = f"file://{tempfile.gettempdir()}/rltrain-sync-{uuid.uuid4().hex}"
+    else:
+        host, port = lead.call("sync_endpoint")[0]
+        rendezvous = f"tcp://{host}:{port}"
     world = len(group.workers) + 1
-    futures = lead.submit("join_sync_group", host, port, world, timeout_s)
-    futures += group.workers.submit_each("join_sync_group", [(host, port, i + 1, world, timeout_s)
+    futures = lead.submit("join_sync_group", rendezvous, world, timeout_s)
+    futures += group.workers.submit_each("join_sync_group", [(rendezvous, i + 1, world, timeout_s)
                                                              for i in range(len(group.workers))])
     RankGroup.gather(futures)
 

@@ -44,16 +44,19 @@ class RolloutWorker:
         if version is not None:
             self.engine.finish_weight_update(version)
 
-    def join_sync_group(self, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
+    def join_sync_group(self, rendezvous: str, rank: int, world_size: int, timeout_s: float) -> None:
         """Join the weight-sync process group (learner rank 0 is its rank 0; this worker is `rank`)."""
         from rltrain.workers.sync_group import SyncGroup
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.sync_group = SyncGroup(host, port, rank, world_size, device, timeout_s)
+        self.sync_group = SyncGroup(rendezvous, rank, world_size, device, timeout_s)
 
     def receive_bucket(self, layout, version: int | None) -> None:
         """One bucket by broadcast (the collective sync): receive, hand the views to the engine."""
-        self.engine.load_weights(self.sync_group.receive(layout))
+        named = self.sync_group.receive(layout)  # views of buffers the next bucket reuses
+        if getattr(self.engine, "keeps_loaded_tensors", False):
+            named = [(name, t.clone()) for name, t in named]
+        self.engine.load_weights(named)
         if version is not None:
             self.engine.finish_weight_update(version)
 

@@ -1,9 +1,10 @@
 """Weight sync as a collective: learner rank 0 broadcasts flat buckets to the rollout workers.
 
 Learner rank 0 (group rank 0) and every rollout worker (ranks 1..n) join a process group of their
-own, apart from the learners' DeepSpeed group: gloo on CPU, NCCL on GPU, rendezvous on a TCP store
-that rank 0 hosts (`host`: 127.0.0.1 on one node, the learner's node address otherwise). It is
-created once at start-up; a replaced worker makes everyone join a fresh group (new port).
+own, apart from the learners' DeepSpeed group: gloo on CPU, NCCL on GPU. The rendezvous is a file
+store on a one-node cluster (nothing listens on the network: torch's TCP store would listen on every
+interface) and a TCP store that rank 0 hosts at its node address otherwise. It is created once at
+start-up; a replaced worker makes everyone join a fresh group (a new rendezvous).
 
 A sync walks the same (name, tensor) stream as the object-store path (`weight_sync.iter_buckets`);
 each bucket is packed into one contiguous buffer per dtype (buffers kept across syncs and grown only
@@ -47,10 +48,16 @@ def layout_of(bucket: list[tuple[str, torch.Tensor]]) -> Layout:
 class SyncGroup:
     """One member's end of the weight-sync process group, with its persistent flat buffers."""
 
-    def __init__(self, host: str, port: int, rank: int, world_size: int, device: str = "cpu",
+    def __init__(self, rendezvous: str, rank: int, world_size: int, device: str = "cpu",
                  timeout_s: float = 300.0) -> None:
+        """`rendezvous`: `file:///path` (one node) or `tcp://host:port` (rank 0 listens there)."""
         timeout = timedelta(seconds=timeout_s)
-        store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)
+        if rendezvous.startswith("file://"):
+            store = dist.FileStore(rendezvous.removeprefix("file://"), world_size)
+            store.set_timeout(timeout)
+        else:
+            host, port = rendezvous.removeprefix("tcp://").rsplit(":", 1)
+            store = dist.TCPStore(host, int(port), world_size, is_master=rank == 0, timeout=timeout)
         if device == "cuda":
             self.pg = dist.ProcessGroupNCCL(store, rank, world_size)
         else:

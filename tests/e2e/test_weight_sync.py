@@ -45,14 +45,15 @@ def _greedy_logprobs(trainer: Trainer) -> list[float]:
     return out["samples"][0].logprobs
 
 
-@pytest.mark.parametrize("workers, zero, ranks", [(1, 0, 1), (2, 0, 1), (1, 3, 2)])
-def test_collective_sync_leaves_engines_bit_equal_to_the_learner(tmp_path, ray_session, default_model, workers, zero, ranks):
-    trainer = Trainer(_cfg(tmp_path, default_model, **{"sync.method": "collective", "rollout.num_workers": workers,
+@pytest.mark.parametrize("method, workers, zero, ranks", [("collective", 1, 0, 1), ("collective", 2, 0, 1),
+                                                           ("collective", 1, 3, 2), ("object_store", 2, 0, 1)])
+def test_sync_leaves_engines_bit_equal_to_the_learner(tmp_path, ray_session, default_model, method, workers, zero, ranks):
+    trainer = Trainer(_cfg(tmp_path, default_model, **{"sync.method": method, "rollout.num_workers": workers,
                                                        "learner.zero_stage": zero, "learner.num_ranks": ranks}))
     try:
-        assert trainer.sync_method == "collective"
+        assert trainer.sync_method == method
         metrics = trainer.step()
-        assert metrics["sync/method"] == "collective" and metrics["sync/bytes"] > 0 and metrics["sync/gb_per_s"] > 0
+        assert metrics["sync/method"] == method and metrics["sync/bytes"] > 0 and metrics["sync/gb_per_s"] > 0
         _assert_engines_hold_learner_weights(trainer)
         trainer.step()
         _assert_engines_hold_learner_weights(trainer)
@@ -111,6 +112,15 @@ def test_colocated_engine_adopts_the_learner_weights(tmp_path, ray_session, defa
             assert metrics["sync/bytes"] == 2 * sum(t.numel() for t in engine.values())
     finally:
         trainer.close()
+
+
+def test_auto_sync_method_is_the_measured_default_of_the_device_kind(tmp_path, default_model):
+    from rltrain.config import sync_method
+
+    cfg = _cfg(tmp_path, default_model)
+    assert cfg.sync.method == "auto"
+    assert (sync_method(cfg, has_gpu=False), sync_method(cfg, has_gpu=True)) == ("collective", "collective")
+    assert sync_method(_cfg(tmp_path, default_model, placement="colocated"), has_gpu=False) == "colocated"
 
 
 def test_colocated_refuses_overlapping_schedules_and_many_engines(tmp_path, default_model):
