@@ -59,7 +59,7 @@ class RolloutEngine(Protocol):
         """Release memory not needed while the learner updates; False when the engine cannot."""
 
     def restore_memory(self) -> bool:
-        """Undo `free_memory`; False when the engine cannot."""
+        """Undo `free_memory` (a no-op when nothing is freed); False when the engine cannot."""
 
 
 class EngineBase:
@@ -84,10 +84,11 @@ class EngineBase:
         self.version = version
 
     def share_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
-        """Colocated placement: take the learner's tensors, in the same process. The default copies
-        them (`load_weights`); an engine that can adopt a tensor's storage does so. Returns the bytes
-        copied."""
+        """Colocated placement: take the learner's tensors, in the same process, undoing `free_memory`
+        if it freed anything. The default restores memory and copies them (`load_weights`); an engine
+        that can adopt a tensor's storage does so. Returns the bytes copied."""
         named = list(named_tensors)
+        self.restore_memory()  # idempotent: nothing to do unless free_memory freed something
         self.load_weights(named)
         return sum(t.numel() * t.element_size() for _, t in named)
 

@@ -67,6 +67,7 @@ class VLLMEngine(EngineBase):
                 samples.append(Sample(i, toks, lps, finished=reason != "length", stop_reason=reason))
         return samples
 
+    asleep = False
     keeps_loaded_tensors = True  # buckets are staged until finish_weight_update reloads them at once
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
@@ -81,11 +82,15 @@ class VLLMEngine(EngineBase):
     def free_memory(self) -> bool:
         if not self.sleep_mode:
             return False
-        self.llm.sleep(level=1)
+        if not self.asleep:
+            self.llm.sleep(level=1)
+            self.asleep = True
         return True
 
     def restore_memory(self) -> bool:
         if not self.sleep_mode:
             return False
-        self.llm.wake_up()
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
         return True

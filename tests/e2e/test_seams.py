@@ -60,8 +60,14 @@ def test_engine_by_import_path_runs_a_step_and_the_protocol_continues_sequences(
         stop = ray.get(worker.generate.remote([prompt], SamplingConfig(
             n=1, max_new_tokens=6, greedy=True, stop_token_ids=(full[0],))))["samples"][0]
         assert stop.response_ids == full[:1] and stop.stop_reason == "stop" and stop.finished
-        # this engine cannot free memory on CPU, and says so
-        assert ray.get(worker.free_memory.remote()) is False
+        # the engine frees its weights' memory, refuses to generate until a sync loads weights again,
+        # and after restore + sync generates exactly what it did before
+        assert ray.get(worker.free_memory.remote()) is True
+        with pytest.raises(ray.exceptions.RayTaskError, match="memory was freed"):
+            ray.get(worker.generate.remote([prompt], greedy))
+        assert ray.get(worker.restore_memory.remote()) is True
+        trainer._push_weights()
+        assert ray.get(worker.generate.remote([prompt], greedy))["samples"][0].response_ids == full
     finally:
         trainer.close()
 
