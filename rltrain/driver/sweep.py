@@ -105,7 +105,9 @@ def _tune_config(sweep: SweepConfig, steps: int):
 
     scheduler = None
     if sweep.scheduler.name == "asha":
-        scheduler = ASHAScheduler(time_attr="step", max_t=max(steps, 1), grace_period=sweep.scheduler.grace_period,
+        # max_t past the last step: ASHA stops a trial at max_t, and a trial at its last step must be let
+        # finish (final evaluation, checkpoint, export)
+        scheduler = ASHAScheduler(time_attr="step", max_t=steps + 1, grace_period=sweep.scheduler.grace_period,
                                   reduction_factor=sweep.scheduler.reduction_factor)
     return tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, scheduler=scheduler,
                            max_concurrent_trials=sweep.max_concurrent or None,

@@ -255,6 +255,7 @@ class Trainer:
         state = {"step": self.step_idx, "version": self.version, "schedule": self.schedule.state_dict(),
                  "algorithm": self.algo.state_dict(), "rng": checkpoint.rng_state(),
                  "wandb_id": getattr(self, "tracker", None) and self.tracker.wandb_id,
+                 "engines": self.actors.workers.call("sampling_state"),
                  "eval_before": self.files.summary_before}
         return checkpoint.save(self.files.run_dir / "checkpoints", self.step_idx, self.actors.learners, state,
                                self.cfg.trainer.keep_checkpoints)
@@ -267,6 +268,9 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.algo.load_state_dict(state["algorithm"])
         checkpoint.set_rng_state(state["rng"])
+        engines = state.get("engines") or []
+        if len(engines) == len(self.actors.workers):  # each engine's sampling counter: exact resume
+            self.actors.workers.call_each("load_sampling_state", [(e,) for e in engines])
         self.files.summary_before = state.get("eval_before")
         self.version -= 1
         self.sync_weights()  # the engines start from the restored weights, at the checkpoint's version

@@ -83,6 +83,25 @@ class EngineBase:
     def finish_weight_update(self, version: int) -> None:
         self.version = version
 
+    # ----- sampling seeds: a counter, checkpointed, that calls with their own seed leave alone ---------
+    seed: int = 0
+    calls: int = 0
+
+    def next_seed(self, sampling: SamplingConfig) -> int:
+        """The call's sampling seed: its own (evaluations pass one, so they never move the counter and
+        never change the training trajectory), else one from the engine seed and a call counter."""
+        if sampling.seed is not None:
+            return sampling.seed
+        self.calls += 1
+        return self.seed * 1_000_003 + self.calls - 1
+
+    def sampling_state(self) -> dict:
+        """What a checkpoint needs to resume sampling exactly (the call counter)."""
+        return {"calls": self.calls}
+
+    def load_sampling_state(self, state: dict) -> None:
+        self.calls = int(state["calls"])
+
     def share_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
         """Colocated placement: take the learner's tensors, in the same process, undoing `free_memory`
         if it freed anything. The default restores memory and copies them (`load_weights`); an engine

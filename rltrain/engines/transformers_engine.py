@@ -55,8 +55,7 @@ class TransformersEngine(EngineBase):
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
         if not self.weights_ready:
             raise RuntimeError("the engine's memory was freed: a weight sync must load weights before it generates")
-        seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
-        self.calls += 1
+        seed = self.next_seed(sampling)
         stops = [self.eos_id, *sampling.stop_token_ids]
         if self.decode == "lean":
             if sampling.top_p < 1 and not sampling.greedy:

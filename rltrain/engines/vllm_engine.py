@@ -42,8 +42,7 @@ class VLLMEngine(EngineBase):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        seed = sampling.seed if sampling.seed is not None else self.seed * 1_000_003 + self.calls
-        self.calls += 1
+        seed = self.next_seed(sampling)
         n = 1 if sampling.greedy else sampling.n  # vLLM rejects n > 1 with greedy decoding
         if sampling.greedy:
             prompt_ids = [p for p in prompt_ids for _ in range(sampling.n)]

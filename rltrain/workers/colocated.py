@@ -43,6 +43,12 @@ class ColocatedLearner(Learner):
     def get_version(self) -> int:
         return self.worker.get_version()
 
+    def sampling_state(self) -> dict:
+        return self.worker.sampling_state()
+
+    def load_sampling_state(self, state: dict) -> None:
+        self.worker.load_sampling_state(state)
+
     def free_memory(self) -> bool:
         return self.worker.free_memory()
 

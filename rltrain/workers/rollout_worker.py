@@ -72,6 +72,13 @@ class RolloutWorker:
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def sampling_state(self) -> dict:
+        return self.engine.sampling_state() if hasattr(self.engine, "sampling_state") else {}
+
+    def load_sampling_state(self, state: dict) -> None:
+        if state and hasattr(self.engine, "load_sampling_state"):
+            self.engine.load_sampling_state(state)
+
     def get_version(self) -> int:
         return self.engine.version
 
