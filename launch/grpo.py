@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 
 
@@ -26,6 +27,19 @@ def parse(argv: list[str]):
     if args.resume:
         overrides.append(f"trainer.resume={args.resume}")
     return args, overrides
+
+
+def without_resume(argv: list[str]) -> list[str]:
+    """The command line less its `--resume DIR` / `--resume=DIR` / `trainer.resume=DIR` (to print a resume command)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith(("--resume=", "trainer.resume=", "--trainer.resume")):
+            out.append(a)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         import ray
 
         ray.shutdown()  # flush actor logs before the summary lines
+    if summary.get("stopped_by"):  # pre-empted: checkpoint written, exit 0 with the way back
+        again = " ".join(shlex.quote(a) for a in without_resume(sys.argv[1:] if argv is None else argv))
+        print(f"[rltrain] stopped by {summary['stopped_by']} at step {summary['steps']}; checkpoint "
+              f"{summary['checkpoint']}; resume with:\n  python launch/grpo.py {again} --resume {summary['run_dir']}")
+        print(summary["summary_path"])
+        return 0
     before, after = summary["pass@1_before"], summary["pass@1_after"]
     print(f"[rltrain] done: {summary['steps']} steps in {summary['wall_s']:.0f}s; test pass@1 "
           f"{before:.3f} -> {after:.3f}; checkpoint {summary['checkpoint']}; model {summary['exported_model']}"

@@ -1,13 +1,21 @@
 """Checkpoints: learner state (DeepSpeed), step, schedule state (data cursor), RNG, algorithm state,
 weight version.
 
-A checkpoint is written into `step_<k>.tmp/` and renamed to `step_<k>/` only after every part is
-on disk and a `COMPLETE` marker exists, so a crash mid-save never leaves a checkpoint that looks
-whole; older complete checkpoints are pruned only after the new one is in place.
+A checkpoint is written into `step_<k>.tmp/`, its files fsynced, a `manifest.json` (every file's
+size and SHA-256) and a `COMPLETE` marker added, and only then renamed to `step_<k>/` (the parent
+directory fsynced too), so a crash mid-save never leaves a checkpoint that looks whole; older
+complete checkpoints are pruned only after the new one is in place. A save that fails (a full disk)
+removes its temporary directory and raises `CheckpointError` naming the path; the previous
+checkpoint is untouched. `latest()` verifies the manifest and falls back to the previous checkpoint,
+with a message, when the newest is corrupt or half-written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -17,6 +25,11 @@ import numpy as np
 import torch
 
 MARKER = "COMPLETE"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written, or one found on disk does not match its manifest."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -34,16 +47,70 @@ def save(ckpt_root: Path, step: int, learners, trainer_state: dict[str, Any], ke
     final = ckpt_root / f"step_{step}"
     tmp = ckpt_root / f"step_{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    learners.call("save", str(tmp / "learner"))
-    torch.save(trainer_state, tmp / "trainer_state.pt")
-    (tmp / MARKER).write_text(str(step))
+    try:
+        tmp.mkdir(parents=True)
+        learners.call("save", str(tmp / "learner"))
+        buf = io.BytesIO()
+        torch.save(trainer_state, buf)  # serialised in memory: a failing write then raises OSError
+        (tmp / "trainer_state.pt").write_bytes(buf.getvalue())
+        manifest = {str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": _sha256(p)}
+                    for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        (tmp / MARKER).write_text(str(step))
+        _fsync_tree(tmp)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        prev = latest(ckpt_root, check=False)
+        raise CheckpointError(f"could not write the checkpoint of step {step} to {tmp}: {e.strerror or e} "
+                              f"({getattr(e, 'filename', None) or tmp}); "
+                              + (f"the previous checkpoint {prev} is intact" if prev else "no earlier checkpoint exists")
+                              ) from e
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+    _fsync_dir(ckpt_root)
     for old in complete_checkpoints(ckpt_root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        _fsync_dir(d)
+
+
+def verify(ckpt: Path) -> None:
+    """Raise CheckpointError unless every file of the manifest is there with its size and hash."""
+    try:
+        manifest = json.loads((ckpt / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{ckpt}: no readable {MANIFEST} ({e})") from None
+    for rel, want in manifest.items():
+        p = ckpt / rel
+        if not p.is_file():
+            raise CheckpointError(f"{ckpt}: {rel} is missing")
+        if p.stat().st_size != want["size"] or _sha256(p) != want["sha256"]:
+            raise CheckpointError(f"{ckpt}: {rel} does not match the manifest (size or SHA-256): corrupt")
 
 
 def complete_checkpoints(ckpt_root: Path) -> list[Path]:
@@ -54,9 +121,18 @@ def complete_checkpoints(ckpt_root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 
 
-def latest(ckpt_root: Path) -> Path | None:
-    done = complete_checkpoints(ckpt_root)
-    return done[-1] if done else None
+def latest(ckpt_root: Path, check: bool = True) -> Path | None:
+    """The newest complete checkpoint that matches its manifest (older ones are tried in turn, with a
+    message for each one passed over)."""
+    for ckpt in reversed(complete_checkpoints(ckpt_root)):
+        if not check:
+            return ckpt
+        try:
+            verify(ckpt)
+            return ckpt
+        except CheckpointError as e:
+            print(f"[rltrain] passing over a bad checkpoint: {e}", flush=True)
+    return None
 
 
 def load(ckpt: Path, learners) -> dict[str, Any]:

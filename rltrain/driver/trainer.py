@@ -33,6 +33,7 @@ from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate
 from rltrain.driver.gt_probs import gt_probs_from_logprobs, teacher_queries
 from rltrain.driver.multiturn import MultiTurnRollout
+from rltrain.driver.preemption import StopRequests
 from rltrain.driver.rewards import RewardRunner
 from rltrain.driver.rollout import Rollout
 from rltrain.driver.run_setup import RunFiles, prepare_run
@@ -100,16 +101,18 @@ class Trainer:
         self.files.summary_before = before
         if self.step_idx == 0:
             self.tracker.log(before, step=0)
-        while self.step_idx < self.cfg.trainer.steps:
-            if self.cfg.trainer.max_wall_s and time.perf_counter() - t_start > self.cfg.trainer.max_wall_s:
-                print(f"[rltrain] trainer.max_wall_s={self.cfg.trainer.max_wall_s} reached; stopping", flush=True)
-                break
-            metrics = self.step()
-            if self.cfg.eval.every and self.step_idx % self.cfg.eval.every == 0 and self.step_idx < self.cfg.trainer.steps:
-                metrics.update(self.evaluate())  # (the last step's evaluation is the final one below)
-            self.tracker.log(metrics, step=self.step_idx)
-            if self.cfg.trainer.save_every and self.step_idx % self.cfg.trainer.save_every == 0:
-                self.save()
+        with StopRequests() as stop:
+            while self.step_idx < self.cfg.trainer.steps and stop.signal_name is None:
+                if self.cfg.trainer.max_wall_s and time.perf_counter() - t_start > self.cfg.trainer.max_wall_s:
+                    print(f"[rltrain] trainer.max_wall_s={self.cfg.trainer.max_wall_s} reached; stopping", flush=True)
+                    break
+                self._run_step()
+            if stop.signal_name is not None:  # pre-empted: a checkpoint, the way back, nothing else
+                ckpt = self.save()
+                print(f"[rltrain] stopped by {stop.signal_name} after step {self.step_idx}; checkpoint {ckpt}; resume "
+                      f"with --resume {self.files.run_dir} (trainer.resume={self.files.run_dir})", flush=True)
+                return self._summary(before, {}, ckpt, None, time.perf_counter() - t_start, None,
+                                     stopped_by=stop.signal_name)
         after = self.evaluate()
         self.tracker.log(after, step=self.step_idx)
         ckpt = self.save()
@@ -117,6 +120,15 @@ class Trainer:
         self.actors.learners.call("export", str(export_dir), self.files.model_path)
         report = write_run_report(self.files.run_dir) if self.cfg.logging.report else None
         return self._summary(before, after, ckpt, export_dir, time.perf_counter() - t_start, report)
+
+    def _run_step(self) -> None:
+        """One step of `run`: the step, an evaluation when due, the log line, a checkpoint when due."""
+        metrics = self.step()
+        if self.cfg.eval.every and self.step_idx % self.cfg.eval.every == 0 and self.step_idx < self.cfg.trainer.steps:
+            metrics.update(self.evaluate())  # (the last step's evaluation is the final one)
+        self.tracker.log(metrics, step=self.step_idx)
+        if self.cfg.trainer.save_every and self.step_idx % self.cfg.trainer.save_every == 0:
+            self.save()
 
     def step(self) -> dict[str, float]:
         self.step_idx += 1
@@ -277,12 +289,12 @@ class Trainer:
         print(f"[rltrain] resumed from {self.files.resume_from} at step {self.step_idx}", flush=True)
         return state.get("wandb_id")
 
-    def _summary(self, before: dict, after: dict, ckpt: Path, export_dir: Path, wall_s: float,
-                 report: Path | None) -> dict[str, Any]:
-        summary = {
+    def _summary(self, before: dict, after: dict, ckpt: Path, export_dir: Path | None, wall_s: float,
+                 report: Path | None, stopped_by: str | None = None) -> dict[str, Any]:
+        summary = {"stopped_by": stopped_by,
             "steps": self.step_idx, "wall_s": wall_s, "eval_before": before, "eval_after": after,
             "pass@1_before": before.get("eval/pass@1"), "pass@1_after": after.get("eval/pass@1"),
-            "run_dir": str(self.files.run_dir), "checkpoint": str(ckpt), "exported_model": str(export_dir),
+            "run_dir": str(self.files.run_dir), "checkpoint": str(ckpt), "exported_model": export_dir and str(export_dir),
             "metrics": str(self.files.run_dir / "metrics.jsonl"), "wandb_run": self.tracker.wandb_dir,
             "report": str(report) if report else None,
             "model": self.files.model_path, "algorithm": self.cfg.algorithm.spec(),
