@@ -7,8 +7,9 @@ and the batch is built from those ids. Completion text is decoded only to score 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
+import ray
 import torch
 
 from algorithms import RolloutBatch
@@ -41,18 +42,47 @@ class Record:
 
 
 @dataclass
+class WorkerCalls:
+    """One call per rollout worker in flight (call i on worker i). `results()` waits for them; a worker
+    found dead is replaced by `recover(i)` (the trainer's `replace_worker`: a fresh worker on the
+    current weights) and its call is made again there, up to `retries` times."""
+
+    workers: RankGroup
+    method: str
+    args: list[tuple]
+    futures: list
+    recover: Callable[[int], None] | None = None
+    retries: int = 2
+
+    def results(self) -> list:
+        return [self._result(i, future) for i, future in enumerate(self.futures)]
+
+    def _result(self, i: int, future: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return RankGroup.gather([future])[0]
+            except ray.exceptions.RayActorError:
+                if self.recover is None or attempt == self.retries:
+                    raise
+                print(f"[rltrain] rollout worker {i} died during {self.method}: replacing it and running its share "
+                      f"again", flush=True)
+                self.recover(i)
+                future = self.workers.submit_to(i, self.method, *self.args[i])
+
+
+@dataclass
 class PendingRollout:
     """Generation in flight on the workers (`Rollout.submit`); `result()` waits for the records."""
 
     rows: list[PromptRow]
     prompt_ids: list[list[int]]
     shards: list[list[int]]
-    futures: list
+    calls: WorkerCalls
     first_group: int
 
     def result(self) -> list[Record]:
         records: list[Record] = []
-        for shard, out in zip(self.shards, RankGroup.gather(self.futures)):
+        for shard, out in zip(self.shards, self.calls.results()):
             for smp in out["samples"]:
                 i = shard[smp.prompt_index]
                 records.append(Record(self.rows[i], self.first_group + i, self.prompt_ids[i], smp.response_ids,
@@ -67,12 +97,12 @@ class PendingContinuation:
     the order the sequences were given (version: the weights that generated the sample)."""
 
     shards: list[list[int]]
-    futures: list
+    calls: WorkerCalls
     n: int
 
     def result(self) -> list[tuple[Sample, int]]:
         out: list = [None] * self.n
-        for shard, res in zip(self.shards, RankGroup.gather(self.futures)):
+        for shard, res in zip(self.shards, self.calls.results()):
             for smp in res["samples"]:
                 out[shard[smp.prompt_index]] = (smp, res["version"])
         return out
@@ -86,6 +116,10 @@ class Rollout:
         self.tokenizer = tokenizer
         self.rewards = rewards
         self._prompt_cache: dict[str, list[int]] = {}
+        self.recover: Callable[[int], None] | None = None  # replaces a dead worker i (set by the trainer)
+
+    def _call(self, method: str, args: list[tuple]) -> WorkerCalls:
+        return WorkerCalls(self.workers, method, args, self.workers.submit_each(method, args), self.recover)
 
     def prompt_ids(self, row: PromptRow) -> list[int]:
         if row.key not in self._prompt_cache:
@@ -98,8 +132,8 @@ class Rollout:
         """Start generating n samples per row, spread over the workers; returns at once."""
         ids = [self.prompt_ids(r) for r in rows]
         shards = self._shards(len(rows))
-        futures = self.workers.submit_each("generate", [([ids[i] for i in shard], sampling) for shard in shards])
-        return PendingRollout(rows, ids, shards, futures, first_group)
+        calls = self._call("generate", [([ids[i] for i in shard], sampling) for shard in shards])
+        return PendingRollout(rows, ids, shards, calls, first_group)
 
     def _shards(self, n: int) -> list[list[int]]:
         return [s for s in (list(range(n))[w::len(self.workers)] for w in range(len(self.workers))) if s]
@@ -108,8 +142,8 @@ class Rollout:
         """Start one continuation per token-id sequence, spread over the workers; returns at once."""
         shards = self._shards(len(sequences))
         one = replace(sampling, n=1)
-        futures = self.workers.submit_each("continue_sequences", [([sequences[i] for i in s], one) for s in shards])
-        return PendingContinuation(shards, futures, len(sequences))
+        calls = self._call("continue_sequences", [([sequences[i] for i in s], one) for s in shards])
+        return PendingContinuation(shards, calls, len(sequences))
 
     def generate(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0) -> list[Record]:
         """n samples per row, spread over the workers; records come back grouped by row."""

@@ -76,6 +76,9 @@ class Trainer:
             self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
             self.eval_rollout = self.rollout if cfg.eval.reward is None else Rollout(
                 self.actors.workers, self.tokenizer, RewardRunner(cfg.eval.reward, cfg.data.answer_key))
+        self.worker_restarts = 0
+        for rollout in {id(r): r for r in (self.rollout, self.eval_rollout)}.values():
+            rollout.recover = self._worker_lost
         rc = cfg.rollout
         sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                                   top_p=rc.top_p)
@@ -149,6 +152,7 @@ class Trainer:
         metrics.update({f"timing_s/{k}": v for k, v in self.timings.items()})
         metrics["perf/tokens_per_s"] = float(batch.attention_mask.sum()) / self.timings["step"]
         metrics["weights/version"] = float(self.version)
+        metrics["faults/worker_restarts"] = float(self.worker_restarts)
         return metrics
 
     # ----- phases ---------------------------------------------------------------------------
@@ -238,13 +242,35 @@ class Trainer:
     def _push_weights(self) -> dict[str, Any]:
         """The learners' weights to every engine at the current version; `sync/*` metrics."""
         bucket = int(self.cfg.sync.bucket_mb * 2**20)
-        out = self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
-                                        engine_dtype(self.cfg), self.sync_method)[0]
+        try:
+            out = self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
+                                            engine_dtype(self.cfg), self.sync_method)[0]
+        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError):
+            dead = self._dead_workers()
+            if not dead:
+                raise
+            for i in dead:  # each replacement re-forms the group and pushes the weights to every engine
+                self._worker_lost(i)
+            return self._push_weights()
         seconds = out["timing_s/weight_sync"]
         out.update({"sync/seconds": seconds, "sync/gb_per_s": out["sync/bytes"] / max(seconds, 1e-9) / 1e9,
                     "sync/method": self.sync_method,
                     "perf/rollout_peak_rss_mb": max(self.actors.workers.call("peak_rss_mb"))})
         return out
+
+    def _dead_workers(self) -> list[int]:
+        dead = []
+        for i in range(len(self.actors.workers)):
+            try:
+                RankGroup([self.actors.workers[i]]).call("get_version")
+            except ray.exceptions.RayActorError:
+                dead.append(i)
+        return dead
+
+    def _worker_lost(self, i: int) -> None:
+        """A rollout worker died mid-call: replace it (counted in `faults/worker_restarts`)."""
+        self.worker_restarts += 1
+        self.replace_worker(i)
 
     def replace_worker(self, i: int) -> None:
         """A fresh rollout worker i in place of the old one (killed if it still lives), on the current

@@ -34,6 +34,10 @@ class RankGroup:
         """`method(*args, **kwargs)` on every actor; waits and returns the results in rank order."""
         return ray.get(self.submit(method, *args, **kwargs))
 
+    def submit_to(self, i: int, method: str, *args: Any) -> Any:
+        """Start `method(*args)` on actor i alone; returns its future."""
+        return getattr(self.actors[i], method).remote(*args)
+
     def submit_each(self, method: str, per_actor_args: Sequence[tuple]) -> list:
         """Start `method(*per_actor_args[i])` on actor i (actors without args are not called)."""
         return [getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor_args)]
