@@ -61,7 +61,7 @@ def _coerce(value: Any) -> float | None:
         return float(value)
     if isinstance(value, (int, float)):
         out = float(value)
-        return None if math.isnan(out) else out
+        return out if math.isfinite(out) else None  # NaN and +-inf: no score (the sample is dropped)
     if hasattr(value, "item"):  # numpy / torch scalars
         return _coerce(value.item())
     raise TypeError(f"reward value must be a number or None, got {type(value).__name__}")

@@ -21,6 +21,7 @@ import pytest
 from rltrain.config import load
 from rltrain.driver import checkpoint
 from rltrain.driver.checkpoint import CheckpointError
+from rltrain.driver.preemption import descendants
 from rltrain.driver.trainer import Trainer
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +74,8 @@ def test_sigterm_checkpoints_prints_the_resume_command_and_exits_0(tmp_path):
 def test_a_second_signal_exits_at_once_and_the_last_checkpoint_stays_valid(tmp_path):
     proc = _start(tmp_path, "trainer.save_every=1")
     _wait_for_step(proc, 4)
+    children = descendants(proc.pid)  # the local Ray cluster: GCS, raylet, agents, workers
+    assert len(children) > 3
     proc.send_signal(signal.SIGTERM)
     while "finishing this step" not in proc.stdout.readline():  # the first one is taken (signals do not queue)
         pass
@@ -83,6 +86,16 @@ def test_a_second_signal_exits_at_once_and_the_last_checkpoint_stays_valid(tmp_p
     ckpt = checkpoint.latest(tmp_path / "pre" / "checkpoints")
     assert ckpt is not None and int(ckpt.name.split("_")[1]) >= 3
     checkpoint.verify(ckpt)  # every file there, as its manifest says
+    time.sleep(2)
+    alive = [p for p in children if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+    assert not alive, f"processes the exited driver started still run: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"
 
 
 def _cfg(tmp_path, default_model, **over):

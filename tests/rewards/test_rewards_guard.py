@@ -40,7 +40,8 @@ def crashes_on_exit(prompts, completions, **kw):
 
 
 def bad_values(prompts, completions, **kw):
-    table = {"str": "high", "nan": float("nan"), "list": [1.0], "bool": True, "int": 2}
+    table = {"str": "high", "nan": float("nan"), "inf": float("inf"), "-inf": -float("inf"), "list": [1.0],
+             "bool": True, "int": 2}
     return [table[c] for c in completions]
 
 
@@ -102,7 +103,7 @@ def test_worker_crash_is_a_fallback_not_an_exception():
 
 def test_bad_return_values():
     r = rewards.load(bad_values, isolation="inline")
-    assert r(None, ["str", "nan", "bool", "int"]) == [None, None, 1.0, 2.0]
+    assert r(None, ["str", "nan", "inf", "-inf", "bool", "int"]) == [None, None, None, None, 1.0, 2.0]
     assert r(None, ["list"]) == [None]
     w = rewards.load(wrong_length, isolation="inline", fallback=0.0)
     assert w(None, ["a", "b"]) == [0.0, 0.0]
