@@ -28,7 +28,7 @@ from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
 from rltrain.config import ConfigError
 from rltrain.config import engine_dtype, sync_method
-from rltrain.driver import checkpoint
+from rltrain.driver import checkpoint, recovery
 from rltrain.driver.collector import BatchCollector
 from rltrain.driver.evaluation import evaluate
 from rltrain.driver.gt_probs import gt_probs_from_logprobs, teacher_queries
@@ -64,8 +64,9 @@ class Trainer:
                               f"other; trainer.schedule={cfg.trainer.schedule} overlaps them (use sync or replay)")
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
-        self.actors = start_actors(cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
-                                   schedule_cls.overlaps_generation(cfg))
+        self.start_args = (cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
+                           schedule_cls.overlaps_generation(cfg))
+        self.actors = start_actors(*self.start_args)
         self.sync_method = sync_method(cfg, ray.cluster_resources().get("GPU", 0) > 0)
         if self.sync_method == "collective":
             connect_sync_group(self.actors, cfg.sync.timeout_s)
@@ -76,7 +77,7 @@ class Trainer:
             self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
             self.eval_rollout = self.rollout if cfg.eval.reward is None else Rollout(
                 self.actors.workers, self.tokenizer, RewardRunner(cfg.eval.reward, cfg.data.answer_key))
-        self.worker_restarts = 0
+        self.worker_restarts = self.actor_restarts = 0
         for rollout in {id(r): r for r in (self.rollout, self.eval_rollout)}.values():
             rollout.recover = self._worker_lost
         rc = cfg.rollout
@@ -109,7 +110,7 @@ class Trainer:
                 if self.cfg.trainer.max_wall_s and time.perf_counter() - t_start > self.cfg.trainer.max_wall_s:
                     print(f"[rltrain] trainer.max_wall_s={self.cfg.trainer.max_wall_s} reached; stopping", flush=True)
                     break
-                self._run_step()
+                self._run_step_or_recover()
             if stop.signal_name is not None:  # pre-empted: a checkpoint, the way back, nothing else
                 ckpt = self.save()
                 print(f"[rltrain] stopped by {stop.signal_name} after step {self.step_idx}; checkpoint {ckpt}; resume "
@@ -123,6 +124,21 @@ class Trainer:
         self.actors.learners.call("export", str(export_dir), self.files.model_path)
         report = write_run_report(self.files.run_dir) if self.cfg.logging.report else None
         return self._summary(before, after, ckpt, export_dir, time.perf_counter() - t_start, report)
+
+    def _run_step_or_recover(self) -> None:
+        """`_run_step`; when a learner rank or the reference has died, every actor is started anew from
+        the last complete checkpoint (at most `trainer.max_restarts` times) and the run goes on."""
+        try:
+            self._run_step()
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+            if not recovery.core_actor_died(self.actors):
+                raise
+            self.actor_restarts += 1
+            if self.actor_restarts > self.cfg.trainer.max_restarts:
+                raise RuntimeError(f"a learner rank or the reference died ({self.actor_restarts} times, trainer."
+                                   f"max_restarts={self.cfg.trainer.max_restarts}); resume from the last complete "
+                                   f"checkpoint with --resume {self.files.run_dir}") from e
+            recovery.restart_actors(self)
 
     def _run_step(self) -> None:
         """One step of `run`: the step, an evaluation when due, the log line, a checkpoint when due."""
@@ -153,6 +169,7 @@ class Trainer:
         metrics["perf/tokens_per_s"] = float(batch.attention_mask.sum()) / self.timings["step"]
         metrics["weights/version"] = float(self.version)
         metrics["faults/worker_restarts"] = float(self.worker_restarts)
+        metrics["faults/actor_restarts"] = float(self.actor_restarts)
         return metrics
 
     # ----- phases ---------------------------------------------------------------------------
@@ -246,7 +263,7 @@ class Trainer:
             out = self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
                                             engine_dtype(self.cfg), self.sync_method)[0]
         except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError):
-            dead = self._dead_workers()
+            dead = recovery.dead_rollout_workers(self.actors)
             if not dead:
                 raise
             for i in dead:  # each replacement re-forms the group and pushes the weights to every engine
@@ -257,15 +274,6 @@ class Trainer:
                     "sync/method": self.sync_method,
                     "perf/rollout_peak_rss_mb": max(self.actors.workers.call("peak_rss_mb"))})
         return out
-
-    def _dead_workers(self) -> list[int]:
-        dead = []
-        for i in range(len(self.actors.workers)):
-            try:
-                RankGroup([self.actors.workers[i]]).call("get_version")
-            except ray.exceptions.RayActorError:
-                dead.append(i)
-        return dead
 
     def _worker_lost(self, i: int) -> None:
         """A rollout worker died mid-call: replace it (counted in `faults/worker_restarts`)."""
@@ -301,7 +309,14 @@ class Trainer:
     def _maybe_resume(self) -> str | None:
         if not self.files.resume_from:
             return None
-        state = checkpoint.load(self.files.resume_from, self.actors.learners)
+        state = self.restore(self.files.resume_from)
+        self.files.summary_before = state.get("eval_before")
+        print(f"[rltrain] resumed from {self.files.resume_from} at step {self.step_idx}", flush=True)
+        return state.get("wandb_id")
+
+    def restore(self, ckpt: Path) -> dict[str, Any]:
+        """Load a checkpoint into the live actors and this driver; the engines get its weights and version."""
+        state = checkpoint.load(ckpt, self.actors.learners)
         self.step_idx, self.version = state["step"], state["version"]
         self.schedule.load_state_dict(state["schedule"])
         self.algo.load_state_dict(state["algorithm"])
@@ -309,11 +324,9 @@ class Trainer:
         engines = state.get("engines") or []
         if len(engines) == len(self.actors.workers):  # each engine's sampling counter: exact resume
             self.actors.workers.call_each("load_sampling_state", [(e,) for e in engines])
-        self.files.summary_before = state.get("eval_before")
         self.version -= 1
         self.sync_weights()  # the engines start from the restored weights, at the checkpoint's version
-        print(f"[rltrain] resumed from {self.files.resume_from} at step {self.step_idx}", flush=True)
-        return state.get("wandb_id")
+        return state
 
     def _summary(self, before: dict, after: dict, ckpt: Path, export_dir: Path | None, wall_s: float,
                  report: Path | None, stopped_by: str | None = None) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class Learner:
                                                config=ds_config)
         self.set_algorithm(algo_spec)
 
+    def ping(self) -> bool:
+        return True
+
     def set_algorithm(self, algo_spec: dict) -> None:
         """Build the algorithm's loss part (pure; its state lives on the driver)."""
         import algorithms

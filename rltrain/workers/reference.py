@@ -21,6 +21,9 @@ class Reference:
         self.temperature = temperature
         self.micro_batch_size, self.max_tokens = micro_batch_size, max_tokens_per_micro_batch
 
+    def ping(self) -> bool:
+        return True
+
     def load_model(self, model_path: str) -> None:
         """(Re)load the frozen policy, e.g. the current policy at ReMix's reincarnation."""
         from transformers import AutoModelForCausalLM

@@ -1,0 +1,60 @@
+"""Recovery from lost actors: which ones died, and starting every actor anew from a checkpoint.
+
+A dead rollout worker alone is replaced in place (`Trainer.replace_worker`). A dead learner rank or
+reference takes the whole set with it (the learners share DeepSpeed state and a process group), so
+`restart_actors` kills what is left, starts every actor again in the same roles, loads the last
+complete checkpoint and syncs the engines. The actor groups the rollouts and the collector hold are
+kept: their members are swapped in place. Steps after that checkpoint are run again (their lines
+appear twice in the logs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import ray
+
+from rltrain.driver import checkpoint
+from rltrain.workers.group import RankGroup
+from rltrain.workers.placement import Actors, connect_sync_group, start_actors, stop_actors
+
+if TYPE_CHECKING:
+    from rltrain.driver.trainer import Trainer
+
+
+def _alive(actor, method: str) -> bool:
+    try:
+        RankGroup([actor]).call(method)
+        return True
+    except ray.exceptions.RayActorError:
+        return False
+
+
+def dead_rollout_workers(actors: Actors) -> list[int]:
+    return [i for i, w in enumerate(actors.workers) if not _alive(w, "get_version")]
+
+
+def core_actor_died(actors: Actors) -> bool:
+    """Has a learner rank or the reference died?"""
+    core = list(actors.learners) + (list(actors.reference) if actors.reference is not None else [])
+    return not all(_alive(a, "ping") for a in core)
+
+
+def restart_actors(trainer: "Trainer") -> None:
+    ckpt = checkpoint.latest(trainer.files.run_dir / "checkpoints")
+    if ckpt is None:
+        raise RuntimeError("a learner rank or the reference died before the first checkpoint: nothing to restart "
+                           "from (set trainer.save_every to checkpoint during the run)")
+    print(f"[rltrain] a learner rank or the reference died at step {trainer.step_idx}: restarting every actor "
+          f"from {ckpt} (restart {trainer.actor_restarts} of {trainer.cfg.trainer.max_restarts})", flush=True)
+    stop_actors(trainer.actors)
+    fresh = start_actors(*trainer.start_args)
+    live = trainer.actors
+    live.learners.actors[:] = fresh.learners.actors
+    live.workers.actors[:] = fresh.workers.actors
+    if live.reference is not None and fresh.reference is not None:
+        live.reference.actors[:] = fresh.reference.actors
+    live.pg, live.spawn_worker = fresh.pg, fresh.spawn_worker
+    if trainer.sync_method == "collective":
+        connect_sync_group(live, trainer.cfg.sync.timeout_s)
+    trainer.restore(ckpt)
