@@ -287,6 +287,7 @@ class TrainerConfig(Section):
     keep_checkpoints: int = Field(2, ge=1)
     resume: str | None = None  # a run directory (or "auto" = the run_name's directory when it exists)
     max_wall_s: float = 0.0  # stop cleanly after this many seconds (0 = no limit)
+    max_skipped_steps: int = Field(3, ge=0)  # optimizer steps skipped in a row (non-finite gradients) before the run stops
     max_restarts: int = Field(2, ge=0)  # a dead learner rank or reference: restarts of every actor from the last checkpoint
     num_cpus: int = 0  # local Ray: CPUs to declare (0 = all)
     # sync: generate, then update, one phase at a time. async: generation runs up to max_staleness

@@ -58,3 +58,20 @@ def restart_actors(trainer: "Trainer") -> None:
     if trainer.sync_method == "collective":
         connect_sync_group(live, trainer.cfg.sync.timeout_s)
     trainer.restore(ckpt)
+
+
+def count_skipped(trainer: "Trainer", skipped_share: float) -> None:
+    """A step whose optimizer update was skipped (a non-finite gradient; the learners left weights and
+    optimizer state alone): counted, and more than `trainer.max_skipped_steps` in a row stop the run."""
+    if not skipped_share:
+        trainer.skipped_in_a_row = 0
+        return
+    trainer.skipped_steps += 1
+    trainer.skipped_in_a_row += 1
+    print(f"[rltrain] step {trainer.step_idx}: non-finite gradient; the optimizer step was skipped "
+          f"({trainer.skipped_in_a_row} in a row)", flush=True)
+    limit = trainer.cfg.trainer.max_skipped_steps
+    if trainer.skipped_in_a_row > limit:
+        raise FloatingPointError(f"{trainer.skipped_in_a_row} steps in a row had non-finite gradients "
+                                 f"(trainer.max_skipped_steps={limit}); stopping. The last complete checkpoint is "
+                                 f"under {trainer.files.run_dir / 'checkpoints'}")

@@ -77,7 +77,7 @@ class Trainer:
             self.rollout = Rollout(self.actors.workers, self.tokenizer, RewardRunner(cfg.reward, cfg.data.answer_key))
             self.eval_rollout = self.rollout if cfg.eval.reward is None else Rollout(
                 self.actors.workers, self.tokenizer, RewardRunner(cfg.eval.reward, cfg.data.answer_key))
-        self.worker_restarts = self.actor_restarts = 0
+        self.worker_restarts = self.actor_restarts = self.skipped_steps = self.skipped_in_a_row = 0
         for rollout in {id(r): r for r in (self.rollout, self.eval_rollout)}.values():
             rollout.recover = self._worker_lost
         rc = cfg.rollout
@@ -163,11 +163,13 @@ class Trainer:
             metrics.update(self.schedule.observe(batch))
             with self._timer("update"):
                 metrics.update(self.update(batch))
+            recovery.count_skipped(self, metrics.pop("faults/skipped", 0.0))
             with self._timer("weight_sync_total"):
                 metrics.update(self.sync_weights())
         metrics.update({f"timing_s/{k}": v for k, v in self.timings.items()})
         metrics["perf/tokens_per_s"] = float(batch.attention_mask.sum()) / self.timings["step"]
         metrics["weights/version"] = float(self.version)
+        metrics["faults/skipped_steps"] = float(self.skipped_steps)
         metrics["faults/worker_restarts"] = float(self.worker_restarts)
         metrics["faults/actor_restarts"] = float(self.actor_restarts)
         return metrics
@@ -366,6 +368,7 @@ def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: in
     out = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
     out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
     out["actor/lr"] = ranks[0]["actor/lr"]
+    out["faults/skipped"] = max(r["faults/skipped"] for r in ranks)
     out["timing_s/update_rank_max"] = max(r["timing_s/update_rank"] for r in ranks)
     out["timing_s/optimizer_step"] = max(r["timing_s/optimizer_step"] for r in ranks)
     out["perf/learner_peak_rss_mb"] = max(r["perf/learner_peak_rss_mb"] for r in ranks)

@@ -9,6 +9,7 @@ gradient whatever the micro-batch size, accumulation steps or rank count.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -136,19 +137,42 @@ class Learner:
             m.update(m_extra)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
             self.engine.backward(loss * n_micro * self.world_size)
+            skip = False
             if b == cuts[-1]:
                 grad_norm = self._grad_norm()
                 t_step = time.perf_counter()
-            self.engine.step()  # the optimizer steps at the last micro-batch (accumulation boundary)
+                skip = grad_norm is not None and not math.isfinite(grad_norm)
+            if skip:  # ZeRO-0: every rank holds the same reduced gradients, so every rank skips together
+                self._step_without_update()
+            else:
+                self.engine.step()  # the optimizer steps at the last micro-batch (accumulation boundary)
             metrics.append(m)
+        skipped = grad_norm is not None and not math.isfinite(grad_norm)
         if grad_norm is None:
             grad_norm = self.engine.get_global_grad_norm()
+            if grad_norm is not None and not math.isfinite(float(grad_norm)):
+                raise FloatingPointError(
+                    f"non-finite gradient norm ({grad_norm}) under ZeRO-{self.cfg.zero_stage}: its optimizer applied the "
+                    "step before rltrain could skip it, so the run stops here (ZeRO-0 skips such steps)")
         import resource
 
-        return {"algo": metrics, "actor/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+        return {"algo": metrics, "faults/skipped": float(skipped),
+                "actor/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                 "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0,
                 "timing_s/optimizer_step": time.perf_counter() - t_step,
                 "perf/learner_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    def _step_without_update(self) -> None:
+        """DeepSpeed's step with the optimizer's update left out: its counters and the lr schedule move
+        on, the weights and the optimizer state stay as they were, the gradients are dropped."""
+        optimizer = self.engine.optimizer
+        update = optimizer.step
+        optimizer.step = lambda *args, **kwargs: None
+        try:
+            self.engine.step()
+        finally:
+            optimizer.step = update
+        optimizer.zero_grad(set_to_none=True)
 
     def _grad_norm(self) -> float | None:
         """Global gradient norm before clipping. ZeRO-0 keeps reduced gradients in `.grad` after the

@@ -102,3 +102,14 @@ class MisbehavingEnv:
 
     def score(self, history):
         return self.inner.score(history)
+
+
+from algorithms.stages.objectives_clip import PPOClip  # noqa: E402
+
+
+class NaNObjective(PPOClip):
+    """The ppo_clip loss times NaN: what a numerical blow-up looks like to the learner."""
+
+    def loss(self, logp, mb, w):
+        loss, metrics = super().loss(logp, mb, w)
+        return loss * float("nan"), metrics

@@ -1,0 +1,34 @@
+"""Bad numbers: a non-finite loss or gradient skips the optimizer step (weights and optimizer state
+untouched, `faults/skipped_steps`), and more than `trainer.max_skipped_steps` in a row stop the run
+with a clear error. The loss is made NaN by a user objective given by import path."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+from rltrain.config import load
+from rltrain.driver.trainer import Trainer
+
+pytestmark = pytest.mark.e2e
+
+
+def test_nan_loss_skips_steps_then_stops(tmp_path, ray_session, default_model):
+    cfg = load(None, {"model.path": default_model, "rollout.engine": "transformers", "rollout.prompts_per_step": 4,
+                      "rollout.n_samples": 4, "rollout.max_new_tokens": 6, "trainer.steps": 5,
+                      "trainer.output_dir": str(tmp_path), "trainer.run_name": "nan", "trainer.max_skipped_steps": 2,
+                      "algorithm.objective.name": "rltrain_user_parts:NaNObjective", "eval.max_prompts": 4,
+                      "logging.wandb": False, "logging.report": False, "data.n_train": 100, "data.n_test": 8})
+    trainer = Trainer(cfg)
+    try:
+        before = ray.get(trainer.actors.learners[0].param_checksum.remote())
+        for k in (1, 2):
+            m = trainer.step()
+            assert m["faults/skipped_steps"] == k
+            assert ray.get(trainer.actors.learners[0].param_checksum.remote()) == before  # nothing applied
+        with pytest.raises(FloatingPointError, match=r"3 steps in a row had non-finite gradients "
+                                                     r"\(trainer.max_skipped_steps=2\)"):
+            trainer.step()
+        assert ray.get(trainer.actors.learners[0].param_checksum.remote()) == before
+    finally:
+        trainer.close()
