@@ -31,7 +31,8 @@ class RemoteReward:
     Args:
         url: the endpoint, e.g. ``http://127.0.0.1:8000/score``.
         request_timeout_s: socket timeout of the request.
-        headers: extra HTTP headers (e.g. an Authorization header).
+        headers: extra HTTP headers.
+        token: a bearer token (``rewards.serve --token``), sent as ``Authorization: Bearer <token>``.
     Only per-sample columns (lists as long as the batch) are sent; other keyword arguments
     (TRL's ``trainer_state``...) are not.
     """
@@ -39,10 +40,13 @@ class RemoteReward:
     __name__ = "remote"
     per_sample_retry = False  # a failed batch is not retried sample by sample (n timeouts)
 
-    def __init__(self, url: str, request_timeout_s: float = 60.0, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, url: str, request_timeout_s: float = 60.0, headers: dict[str, str] | None = None,
+                 token: str | None = None) -> None:
         self.url = url
         self.request_timeout_s = float(request_timeout_s)
         self.headers = dict(headers or {})
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         n = len(completions)

@@ -62,3 +62,51 @@ def test_serve_module_cli():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _post(port, body: bytes, headers=None):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_beyond_loopback_needs_a_token_before_anything_binds():
+    import pytest
+
+    with pytest.raises(ValueError, match="beyond loopback\\) needs a bearer token"):
+        make_server(rewards.load("exact_match"), "0.0.0.0", 0)
+
+
+def test_token_caps_and_malformed_requests():
+    import json
+
+    server = make_server(rewards.load("exact_match"), "127.0.0.1", 0, token="s3cret", max_body=4096, max_batch=3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_port
+    ok = json.dumps({"completions": ["#### 4"], "columns": {"answer": ["4"]}}).encode()
+    try:
+        assert _post(port, ok)[0] == 401
+        assert _post(port, ok, {"Authorization": "Bearer wrong"})[0] == 401
+        assert _post(port, ok, {"Authorization": "Bearer s3cret"}) == (200, '{"rewards": [1.0]}')
+        auth = {"Authorization": "Bearer s3cret"}
+        code, text = _post(port, b'{"completions": [', auth)
+        assert code == 400 and "not JSON" in text
+        code, text = _post(port, json.dumps({"completions": ["a"] * 4}).encode(), auth)
+        assert code == 413 and "batch of 4 completions is over the server's cap of 3" in text
+        code, text = _post(port, json.dumps({"completions": ["x" * 5000]}).encode(), auth)
+        assert code == 413 and "over the server's cap of 4096" in text
+        code, text = _post(port, json.dumps({"completions": ["a", "b"], "columns": {"answer": ["1"]}}).encode(), auth)
+        assert code == 400 and "`columns` must map names to lists of 2" in text
+        # the remote reward sends the token
+        remote = rewards.load("remote", url=f"http://127.0.0.1:{port}/score", token="s3cret", request_timeout_s=10)
+        assert remote(["q"], ["#### 4"], answer=["4"]) == [1.0]
+    finally:
+        server.shutdown()
+        server.server_close()
