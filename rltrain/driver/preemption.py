@@ -38,7 +38,7 @@ class StopRequests:
         name = signal.Signals(signum).name
         if self.signal_name is not None:
             print(f"[rltrain] second signal ({name}): exiting now; the last complete checkpoint stays valid", flush=True)
-            _kill_local_ray()
+            _kill_descendants()
             os._exit(128 + signum)
         self.signal_name = name
         print(f"[rltrain] {name}: finishing this step, then writing a checkpoint and stopping "
@@ -63,7 +63,7 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _kill_local_ray() -> None:
+def _kill_descendants() -> None:
     """Kill every process this driver started (a local Ray cluster: GCS, raylet, agents, workers; a
     cluster it only joined runs elsewhere), which an immediate exit would otherwise leave running."""
     for pid in descendants(os.getpid()):

@@ -268,8 +268,11 @@ class Trainer:
             dead = recovery.dead_rollout_workers(self.actors)
             if not dead:
                 raise
-            for i in dead:  # each replacement re-forms the group and pushes the weights to every engine
-                self._worker_lost(i)
+            for i in dead:  # fresh workers, then one group and one push for all of them
+                self.worker_restarts += 1
+                replace_worker(self.actors, i)
+            if self.sync_method == "collective":
+                connect_sync_group(self.actors, self.cfg.sync.timeout_s)
             return self._push_weights()
         seconds = out["timing_s/weight_sync"]
         out.update({"sync/seconds": seconds, "sync/gb_per_s": out["sync/bytes"] / max(seconds, 1e-9) / 1e9,

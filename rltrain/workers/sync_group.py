@@ -15,6 +15,7 @@ hands them to the engine's `load_weights`, which copies them into its parameters
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,10 +98,7 @@ class SyncGroup:
             flat = self.buffer(dtype, total)
             self.broadcast(flat)
             for e in entries:
-                n = 1
-                for d in e.shape:
-                    n *= d
-                yield e.name, flat[e.offset:e.offset + n].view(e.shape)
+                yield e.name, flat[e.offset:e.offset + math.prod(e.shape)].view(e.shape)
 
 
 def send_collective(named: Iterator[tuple[str, torch.Tensor]], workers: list, group: SyncGroup | None,
