@@ -1,7 +1,8 @@
 """Runs inside the sandbox subprocess (``python -I -B _sandbox_runner.py config.json``).
 
 Sets resource limits, installs an audit hook (the in-process layer: no sockets, no new processes,
-no ctypes, no writes outside the sandbox directory), then runs the program. Stdlib only. The
+no ctypes or other modules that reach below the hook, no writes outside the sandbox directory, no
+reads outside it and the Python installation), then runs the program. Stdlib only. The
 program's own stdout/stderr are the sandbox's; in "asserts" mode each test's outcome is printed
 as ``<nonce> PASS i`` / ``<nonce> FAIL i`` (the nonce is known only to this process and the parent).
 """
@@ -31,8 +32,32 @@ def _limits(cfg):
             pass
 
 
+# Modules that start processes, call C directly or run code the hook does not see (a
+# subinterpreter has no Python-level audit hooks): importing them raises.
+_BLOCKED_MODULES = {
+    "_posixsubprocess", "_ctypes", "ctypes", "_xxsubinterpreters", "_xxinterpchannels",
+    "_interpreters", "_interpchannels", "_testcapi", "_testinternalcapi", "_testmultiphase",
+}
+# Device files a program may open besides its directory and the Python installation.
+_READABLE_FILES = {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/stdin", "/dev/stdout", "/dev/stderr"}
+
+
+def _readable_roots(root):
+    """The trees a program may read: its directory, the interpreter's prefixes, its own /proc entry.
+
+    Not ``/etc``, not ``/root``, not other processes' ``/proc`` entries: under the privilege drop the
+    sandbox keeps CAP_DAC_READ_SEARCH (to read a Python installed under a private home), which would
+    otherwise let it read any file on the machine (``/etc/shadow``, ``~/.ray/auth_token``).
+    """
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    roots = {os.path.realpath(p) for p in prefixes if p}
+    roots |= {root, f"/proc/{os.getpid()}", "/usr/share/zoneinfo"}
+    return tuple(sorted(roots))
+
+
 def _install_hook(root):
     root = os.path.realpath(root)
+    read_roots = _readable_roots(root)
     blocked = {
         "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo",
         "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
@@ -57,16 +82,29 @@ def _install_hook(root):
             return False
         return p == root or p.startswith(root + sep) or p in allowed_files
 
+    def readable(path):
+        if path is None or isinstance(path, int):
+            return True
+        try:
+            p = realpath(fsdecode(path))
+        except Exception:
+            return False
+        return p in _READABLE_FILES or any(p == r or p.startswith(r + sep) for r in read_roots)
+
     def hook(event, args):
         if event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "ctypes.dlopen":
             raise ImportError("sandbox: ctypes is not allowed")
+        if event == "import" and args and str(args[0]).split(".")[0] in _BLOCKED_MODULES:
+            raise ImportError(f"sandbox: importing {args[0]} is not allowed")
         if event == "open":
             path, mode, flags = args
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & write_flags)
             if writing and not inside(path):
                 raise PermissionError(f"sandbox: writing outside the sandbox directory is not allowed: {path!r}")
+            if not writing and not readable(path):
+                raise PermissionError(f"sandbox: reading outside the sandbox directory is not allowed: {path!r}")
         elif event in path_events:
             for k in path_events[event]:
                 if k < len(args) and not inside(args[k]):

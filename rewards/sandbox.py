@@ -8,8 +8,10 @@ Layers, outermost first:
    (it can read the Python install, write nothing that is not world-writable) and no new privileges.
 3. Resource limits: address space, CPU seconds, file size, open files, processes (when not root).
 4. An audit hook in the interpreter (``_sandbox_runner.py``): sockets, subprocesses, fork, exec,
-   signals and ctypes raise; opening for write, removing or renaming outside the sandbox
-   directory raises.
+   signals and ctypes raise, and so does importing modules below the hook (``_posixsubprocess``,
+   subinterpreters); opening for write, removing or renaming outside the sandbox directory
+   raises; reading outside it and the Python installation raises (the kept CAP_DAC_READ_SEARCH
+   would otherwise read any file).
 5. Its own temporary directory as cwd, HOME and TMPDIR; a minimal environment; a new session
    (process group) that is SIGKILLed as a whole on timeout; the directory is removed afterwards.
 

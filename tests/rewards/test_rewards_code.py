@@ -133,3 +133,62 @@ def test_privilege_drop_layer_alone_blocks_writes(tmp_path):
     out = _outer_layers_only(f"open({str(target)!r}, 'w').write('x')")
     assert out.returncode != 0 and "Permission" in out.stderr
     assert not target.exists()
+
+
+def _attempt(body: str) -> str:
+    """A program that tries ``body``, prints ESCAPED if it got through, and then solves the task."""
+    indented = "\n".join("    " + line for line in body.splitlines())
+    return (
+        "try:\n" + indented + "\n    print('ESCAPED')\nexcept BaseException as e:\n    print('blocked', type(e).__name__)\n"
+        "def add(a, b):\n    return a + b\n"
+    )
+
+
+def _adversarial_corpus(secret_file: str, outside: str, port: int) -> dict[str, str]:
+    return {
+        "fork bomb": "import os\nwhile True:\n    os.fork()",
+        "subprocess": "import subprocess\nprint(subprocess.run(['id'], capture_output=True).stdout)",
+        "fork_exec below subprocess": "import _posixsubprocess",
+        "multiprocessing": "import multiprocessing\np = multiprocessing.Process(target=print)\np.start()",
+        "os.system": "import os\nos.system('touch ' + " + repr(outside) + ")",
+        "posix_spawn": "import os\nos.posix_spawn('/bin/sh', ['sh', '-c', 'id'], {})",
+        "ctypes libc system": "import ctypes\nctypes.CDLL(None).system(b'id')",
+        "subinterpreter": "import _xxsubinterpreters",
+        "a secret file": "print(open(" + repr(secret_file) + ").read())",
+        "/etc/shadow": "print(open('/etc/shadow').read())",
+        "Ray's auth token": "import os\nprint(open(os.path.expanduser('~root/.ray/auth_token')).read())",
+        "parent's environment": "import os\nprint(open(f'/proc/{os.getppid()}/environ', 'rb').read())",
+        "pid 1's command line": "print(open('/proc/1/cmdline', 'rb').read())",
+        "symlink to the secret": "import os\nos.symlink(" + repr(secret_file) + ", 'link')\nprint(open('link').read())",
+        "hard link to the secret": "import os\nos.link(" + repr(secret_file) + ", 'hard')\nprint(open('hard').read())",
+        "write outside": "open(" + repr(outside) + ", 'w').write('x')",
+        "kill the parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+        "connect to 127.0.0.1": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
+        "raw _socket": f"import _socket\ns = _socket.socket()\ns.settimeout(1)\ns.connect(('127.0.0.1', {port}))",
+    }
+
+
+def test_adversarial_corpus_nothing_escapes_each_scores(code_reward, local_server, tmp_path, monkeypatch):
+    """The reliability issue's corpus: process creation, secrets, /proc, writes, ctypes, network.
+
+    Each program tries one escape, then solves the task. Nothing may get through, and each must
+    come back as a score (the ones that catch the refusal solve the task and score 1.0).
+    """
+    secret = "s3cr3t-" + os.urandom(8).hex()
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(secret)
+    secret_file.chmod(0o600)
+    monkeypatch.setenv("RLTRAIN_SANDBOX_SECRET", secret)
+    outside = str(tmp_path / "escaped.txt")
+    corpus = _adversarial_corpus(str(secret_file), outside, local_server.port)
+    for name, body in corpus.items():
+        run = run_python(_attempt(body) + "import os\nprint(os.environ)", timeout_s=5)
+        assert "ESCAPED" not in run.stdout, (name, run.stdout)
+        assert secret not in run.stdout + run.stderr, name
+    programs = ["```python\n" + _attempt(body) + "```" for body in corpus.values()]
+    scores = code_reward(["p"] * len(programs), programs, tests=[ADD_TESTS] * len(programs))
+    assert all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores), dict(zip(corpus, scores))
+    assert dict(zip(corpus, scores))["a secret file"] == 1.0  # refused, caught, and the task solved
+    assert not os.path.exists(outside)
+    time.sleep(0.3)
+    assert local_server.connections == 0
