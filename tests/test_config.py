@@ -144,3 +144,16 @@ def test_partial_rollout_budget_must_be_below_the_response_limit():
     with pytest.raises(ConfigError, match=r"rollout\.partial_tokens=8 must be below rollout\.max_new_tokens=8"):
         load(None, ["rollout.partial_tokens=8", "rollout.max_new_tokens=8"])
     assert load(None, ["rollout.partial_tokens=4", "rollout.max_new_tokens=8"]).rollout.partial_tokens == 4
+
+
+def test_role_resources_name_custom_node_resources():
+    from rltrain.workers.placement import actor_roles, role_resources
+
+    cfg = load(None, {"resources.rollout": {"rollout_node": 1}, "rollout.num_workers": 2, "learner.num_ranks": 2})
+    assert actor_roles(cfg, need_reference=True) == ["learner", "learner", "rollout", "rollout", "reference"]
+    assert role_resources(cfg, "rollout") == {"rollout_node": 1} and role_resources(cfg, "learner") == {}
+    for bad, needle in [({"resources.learner": {"GPU": 1}}, "resources.learner.GPU"),
+                        ({"resources.reference": {"big_node": 0}}, "resources.reference.big_node must be > 0"),
+                        ({"resources.critic": {"x": 1}}, "resources.critic")]:
+        with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+            load(None, bad)

@@ -246,6 +246,27 @@ class SyncConfig(Section):
     timeout_s: float = Field(300.0, gt=0)  # collective: rendezvous and each broadcast
 
 
+class ResourcesConfig(Section):
+    """Extra Ray resources each actor's bundle asks for, by role. Custom node resources pin roles to
+    nodes: `ray start --resources '{"rollout_node": 8}'` on the generation nodes and
+    `rollout: {rollout_node: 1}` here put every rollout worker there. Empty: Ray packs the bundles."""
+
+    learner: dict[str, float] = Field(default_factory=dict)  # each learner rank (colocated: the engine too)
+    rollout: dict[str, float] = Field(default_factory=dict)  # each rollout worker
+    reference: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("learner", "rollout", "reference")
+    @classmethod
+    def _positive_custom(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        for name, amount in v.items():
+            if name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"resources.{info.field_name}.{name}: CPUs and GPUs are sized by rltrain; name a "
+                                 "custom node resource here")
+            if not amount > 0:
+                raise ValueError(f"resources.{info.field_name}.{name} must be > 0, got {amount}")
+        return v
+
+
 class EvalConfig(Section):
     every: int = Field(0, ge=0)  # steps between evaluations (0 = only before and after training)
     n_samples: int = Field(4, ge=1)  # samples per test prompt for pass@k (unbiased estimator)
@@ -343,6 +364,7 @@ class Config(Section):
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)

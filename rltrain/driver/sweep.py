@@ -55,13 +55,14 @@ def trial_resources(sweep: SweepConfig, base_cfg: Any) -> Any:
     from algorithms import BatchField
     from ray import tune
 
-    from rltrain.workers.placement import actor_count
+    from rltrain.workers.placement import actor_roles, role_resources
 
     need_ref = algorithms.build_driver(base_cfg.algorithm.spec()).needs(BatchField.REF_LOGP)
-    n = actor_count(base_cfg, need_ref)
+    roles = actor_roles(base_cfg, need_ref)
     head = 0.01
-    share = math.floor(10000 * (sweep.resources_per_trial.cpus - head) / n) / 10000
-    return tune.PlacementGroupFactory([{"CPU": head}] + [{"CPU": share}] * n, strategy="PACK")
+    share = math.floor(10000 * (sweep.resources_per_trial.cpus - head) / len(roles)) / 10000
+    bundles = [{"CPU": share, **role_resources(base_cfg, r)} for r in roles]
+    return tune.PlacementGroupFactory([{"CPU": head}] + bundles, strategy="PACK")
 
 
 def run_trial(params: dict[str, Any], *, sweep: SweepConfig, out_dir: str, cwd: str, group: str) -> None:

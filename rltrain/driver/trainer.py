@@ -43,7 +43,8 @@ from rltrain.driver.tracking import Tracker
 from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
-from rltrain.workers.placement import connect_sync_group, replace_worker, start_actors, stop_actors
+from rltrain.workers.placement import (connect_sync_group, describe_placement, replace_worker, start_actors,
+                                      stop_actors)
 from rltrain.workers.sharding import minibatch_slices, rank_micro_batches, shard_for_ranks
 
 
@@ -67,6 +68,8 @@ class Trainer:
         self.start_args = (cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
                            schedule_cls.overlaps_generation(cfg))
         self.actors = start_actors(*self.start_args)
+        if len(ray.nodes()) > 1:
+            print("[rltrain] placement: " + "; ".join(describe_placement(self.actors)), flush=True)
         self.sync_method = sync_method(cfg, ray.cluster_resources().get("GPU", 0) > 0)
         if self.sync_method == "collective":
             connect_sync_group(self.actors, cfg.sync.timeout_s)

@@ -23,8 +23,8 @@ from rltrain.workers.logprobs import response_logprobs
 from rltrain.workers.weight_sync import send_buckets
 
 
-def _setup_process(rank: int, world_size: int, master_port: int, threads: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(master_port), RANK=str(rank),
+def _setup_process(rank: int, world_size: int, master: tuple[str, int], threads: int) -> None:
+    os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]), RANK=str(rank),
                       LOCAL_RANK="0" if not torch.cuda.is_available() else str(rank % max(1, torch.cuda.device_count())),
                       WORLD_SIZE=str(world_size))
     if not torch.cuda.is_available():
@@ -38,10 +38,10 @@ class Learner:
     methods (`train_minibatch`, `sync_weights`, `save`, `load`, `export`)."""
 
     def __init__(self, model_path: str, cfg: LearnerConfig, rank: int, world_size: int,
-                 master_port: int, dtype: str, temperature: float, algo_spec: dict, seed: int,
+                 master: tuple[str, int], dtype: str, temperature: float, algo_spec: dict, seed: int,
                  gradient_checkpointing: bool = False) -> None:
         threads = cfg.threads or max(1, (os.cpu_count() or 2) // world_size)
-        _setup_process(rank, world_size, master_port, threads)
+        _setup_process(rank, world_size, master, threads)
         import deepspeed
         from transformers import AutoModelForCausalLM
 

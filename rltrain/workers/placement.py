@@ -17,12 +17,12 @@ import os
 import socket
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import ray
 from ray.util.placement_group import placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from rltrain.config import Config, engine_dtype, engine_options
 from rltrain.engines import resolve_engine_name
@@ -44,6 +44,8 @@ class Actors:
     owns_pg: bool = True  # False: the caller's placement group (a sweep trial's), left to the caller
     colocated: bool = False  # the rollout group's only member is learner rank 0
     spawn_worker: Callable[[int], Any] | None = None  # a fresh rollout worker i in worker i's bundle
+    first: int = 0  # index of the first actor's bundle in `pg` (1 in a sweep trial's group)
+    roles: list[tuple[str, int]] = field(default_factory=list)  # (role, index) of each bundle, in order
 
 
 def free_port() -> int:
@@ -52,13 +54,63 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _bundles(n_actors: int) -> list[dict]:
+def actor_roles(cfg: Config, need_reference: bool) -> list[str]:
+    """The role of each actor, in bundle order: learner ranks, rollout workers, the reference.
+    Colocated, the engine lives in learner rank 0's actor (no rollout bundle)."""
+    workers = 0 if cfg.placement == "colocated" else cfg.rollout.num_workers
+    return ["learner"] * cfg.learner.num_ranks + ["rollout"] * workers + ["reference"] * int(need_reference)
+
+
+def actor_count(cfg: Config, need_reference: bool) -> int:
+    """Actors (and bundles) of a run."""
+    return len(actor_roles(cfg, need_reference))
+
+
+def role_resources(cfg: Config, role: str) -> dict[str, float]:
+    """The custom Ray resources a role's bundle asks for (`resources.<role>`)."""
+    return dict(getattr(cfg.resources, role))
+
+
+def _bundles(cfg: Config, roles: list[str]) -> list[dict]:
+    n_actors = len(roles)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus >= n_actors:
-        return [{"CPU": 1, "GPU": 1} for _ in range(n_actors)]
+        return [{"CPU": 1, "GPU": 1, **role_resources(cfg, r)} for r in roles]
     cpus = ray.cluster_resources().get("CPU", 1)  # actors of a closed run may still be releasing theirs
     share = math.floor(100 * min(1.0, cpus / n_actors)) / 100  # never over-ask: the group must fit
-    return [{"CPU": share} for _ in range(n_actors)]
+    return [{"CPU": share, **role_resources(cfg, r)} for r in roles]
+
+
+def _alive_nodes() -> list[dict]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def _node_endpoint() -> tuple[str, int]:
+    return ray.util.get_node_ip_address(), free_port()
+
+
+def bundle_nodes(pg: object) -> dict[int, str]:
+    """Bundle index -> the id of the node it was placed on."""
+    return dict(ray.util.placement_group_table(pg)["bundles_to_node_id"])
+
+
+def learner_rendezvous(pg: object, bundle: int) -> tuple[str, int]:
+    """(address, port) of the torch.distributed store learner rank 0 hosts: loopback on one node,
+    else rank 0's node address and a port free there (found by a task pinned to that node)."""
+    if len(_alive_nodes()) == 1:
+        return "127.0.0.1", free_port()
+    node = bundle_nodes(pg)[bundle]
+    task = ray.remote(num_cpus=0)(_node_endpoint).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False))
+    return ray.get(task.remote(), timeout=60)
+
+
+def describe_placement(group: "Actors") -> list[str]:
+    """One line per actor: its role and the node (address, id prefix) its bundle landed on."""
+    nodes = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in _alive_nodes()}
+    where = bundle_nodes(group.pg)
+    return [f"{role} {i}: node {nodes.get(where[group.first + b], '?')} ({where[group.first + b][:8]})"
+            for b, (role, i) in enumerate(group.roles)]
 
 
 def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[int, int]:
@@ -73,14 +125,9 @@ def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[i
     return cfg.learner.threads or learn, cfg.rollout.threads or roll
 
 
-def actor_count(cfg: Config, need_reference: bool) -> int:
-    """Actors (and bundles) of a run; colocated, the engine lives in learner rank 0's actor."""
-    workers = 0 if cfg.placement == "colocated" else cfg.rollout.num_workers
-    return cfg.learner.num_ranks + workers + int(need_reference)
-
-
-def _placement(n_actors: int) -> tuple[object, list[dict], int, bool]:
+def _placement(cfg: Config, roles: list[str]) -> tuple[object, list[dict], int, bool]:
     """(placement group, the actors' bundles, index of the first actor bundle, whether the run owns it)."""
+    n_actors = len(roles)
     enclosing = ray.util.get_current_placement_group()
     if enclosing is not None:
         specs = enclosing.bundle_specs
@@ -88,7 +135,7 @@ def _placement(n_actors: int) -> tuple[object, list[dict], int, bool]:
             raise RuntimeError(f"this run is placed in a placement group of {len(specs)} bundles; it needs a head "
                                f"bundle plus one per actor ({n_actors} actors: {n_actors + 1} bundles)")
         return enclosing, specs[1:], 1, False
-    bundles = _bundles(n_actors)
+    bundles = _bundles(cfg, roles)
     pg = placement_group(bundles, strategy="PACK")
     try:
         ray.get(pg.ready(), timeout=120)
@@ -101,8 +148,9 @@ def _placement(n_actors: int) -> tuple[object, list[dict], int, bool]:
 def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool) -> Actors:
     """Place and start every actor; returns once the rollout engines are up (start-up errors surface here)."""
     n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
-    n_actors = actor_count(cfg, need_reference)
-    pg, bundles, first, owns_pg = _placement(n_actors)
+    roles = actor_roles(cfg, need_reference)
+    n_actors = len(roles)
+    pg, bundles, first, owns_pg = _placement(cfg, roles)
 
     def opts(i: int) -> dict:
         b = bundles[i]
@@ -115,14 +163,14 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     engine = resolve_engine_name(cfg.rollout.engine, int(ray.cluster_resources().get("GPU", 0)) > 0)
     env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
                         "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
-    port = free_port()
+    master = learner_rendezvous(pg, first)
 
     def worker_args(w: int) -> tuple:
         return (model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
                 engine_options(cfg, engine))
 
     def learner_args(r: int) -> tuple:
-        return (model_path, learner_cfg, r, n_learn, port, cfg.model.dtype, cfg.rollout.temperature,
+        return (model_path, learner_cfg, r, n_learn, master, cfg.model.dtype, cfg.rollout.temperature,
                 cfg.algorithm.spec(), cfg.trainer.seed, cfg.model.gradient_checkpointing)
 
     colocated = cfg.placement == "colocated"
@@ -141,8 +189,9 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
         reference = RankGroup([ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
             cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation)])
+    numbered = [(role, roles[:b].count(role)) for b, role in enumerate(roles)]
     group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,
-                   None if colocated else spawn_worker)
+                   None if colocated else spawn_worker, first, numbered)
     group.workers.call("get_version")  # surface start-up errors early
     return group
 
@@ -162,7 +211,7 @@ def connect_sync_group(group: Actors, timeout_s: float) -> None:
     (rltrain/workers/sync_group.py): through a file store on a one-node cluster, else a TCP store at
     rank 0's node address. Called at start-up and again after a worker is replaced."""
     lead = RankGroup(group.learners.actors[:1])
-    if len([n for n in ray.nodes() if n.get("Alive")]) == 1:
+    if len(_alive_nodes()) == 1:
         rendezvous = f"file://{tempfile.gettempdir()}/rltrain-sync-{uuid.uuid4().hex}"
     else:
         host, port = lead.call("sync_endpoint")[0]

@@ -42,7 +42,7 @@ def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool
     cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
     port = free_port()
     return RankGroup([ray.remote(Learner).options(num_cpus=0.5).remote(
-        model, cfg, r, ranks, port, "float32", 1.0, spec, 0, checkpointing) for r in range(ranks)])
+        model, cfg, r, ranks, ("127.0.0.1", port), "float32", 1.0, spec, 0, checkpointing) for r in range(ranks)])
 
 
 def _logprobs(learners: RankGroup, batch: RolloutBatch) -> torch.Tensor:
