@@ -104,7 +104,13 @@ def _step_times(metrics_path: Path, steps: int) -> dict:
     last = [t for s, t in times if s > steps - tenth]
     mean = lambda xs: sum(xs) / max(1, len(xs))  # noqa: E731
     rewards = [(r["step"], r["rollout/reward_mean"]) for r in rows if "rollout/reward_mean" in r]
-    return {"step_s_second_tenth": round(mean(first), 3), "step_s_last_tenth": round(mean(last), 3),
+    warm = [(s, t) for s, t in times if s > tenth]
+    xm, ym = mean([s for s, _ in warm]), mean([t for _, t in warm])
+    slope = (sum((s - xm) * (t - ym) for s, t in warm) / max(1e-9, sum((s - xm) ** 2 for s, _ in warm)))
+    return {"step_s_by_tenth": [round(mean([t for s, t in times if k * tenth < s <= (k + 1) * tenth]), 3)
+                                for k in range(10)],
+            "step_s_fit_growth_pct": round(100 * slope * (steps - tenth) / ym, 1),  # least squares after warm-up
+            "step_s_second_tenth": round(mean(first), 3), "step_s_last_tenth": round(mean(last), 3),
             "step_time_ratio_last_to_early": round(mean(last) / mean(first), 3),
             "reward_first_tenth": round(mean([v for s, v in rewards if s <= tenth]), 3),
             "reward_last_tenth": round(mean([v for s, v in rewards if s > steps - tenth]), 3)}

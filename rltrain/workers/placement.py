@@ -1,7 +1,7 @@
 """Starts the Ray actors of a run with explicit placement.
 
 One placement group holds a bundle per actor: learner ranks, rollout workers and (optionally) the
-reference. A run started inside a placement group of its own caller (a sweep's Ray Tune trial:
+reference and the critic's ranks. A run started inside a placement group of its own caller (a sweep's Ray Tune trial:
 `rltrain/driver/sweep.py` asks Tune for a head bundle plus one per actor) places its actors in that
 group's bundles 1..n instead, so trials share a cluster without over-asking it. On a CPU machine the bundles split the declared CPUs between the roles, and
 `cpu_threads` sets each actor's torch threads: a schedule that runs one phase at a time lets each
@@ -27,6 +27,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, Place
 from rltrain.config import Config, engine_dtype, engine_options
 from rltrain.engines import resolve_engine_name
 from rltrain.workers.colocated import ColocatedLearner
+from rltrain.workers.critic import Critic
 from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.reference import Reference
@@ -46,6 +47,8 @@ class Actors:
     spawn_worker: Callable[[int], Any] | None = None  # a fresh rollout worker i in worker i's bundle
     first: int = 0  # index of the first actor's bundle in `pg` (1 in a sweep trial's group)
     roles: list[tuple[str, int]] = field(default_factory=list)  # (role, index) of each bundle, in order
+    critic: RankGroup | None = None  # PPO's value model ranks, when the algorithm reads values
+    sync_store: str | None = None  # the weight-sync group's file store (one-node rendezvous), removed at stop
 
 
 def free_port() -> int:
@@ -54,16 +57,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def actor_roles(cfg: Config, need_reference: bool) -> list[str]:
-    """The role of each actor, in bundle order: learner ranks, rollout workers, the reference.
-    Colocated, the engine lives in learner rank 0's actor (no rollout bundle)."""
+def actor_roles(cfg: Config, need_reference: bool, need_critic: bool = False) -> list[str]:
+    """The role of each actor, in bundle order: learner ranks, rollout workers, the reference, critic
+    ranks. Colocated, the engine lives in learner rank 0's actor (no rollout bundle)."""
     workers = 0 if cfg.placement == "colocated" else cfg.rollout.num_workers
-    return ["learner"] * cfg.learner.num_ranks + ["rollout"] * workers + ["reference"] * int(need_reference)
+    return (["learner"] * cfg.learner.num_ranks + ["rollout"] * workers + ["reference"] * int(need_reference)
+            + ["critic"] * (cfg.critic.num_ranks if need_critic else 0))
 
 
-def actor_count(cfg: Config, need_reference: bool) -> int:
+def actor_count(cfg: Config, need_reference: bool, need_critic: bool = False) -> int:
     """Actors (and bundles) of a run."""
-    return len(actor_roles(cfg, need_reference))
+    return len(actor_roles(cfg, need_reference, need_critic))
 
 
 def role_resources(cfg: Config, role: str) -> dict[str, float]:
@@ -102,7 +106,7 @@ def learner_rendezvous(pg: object, bundle: int) -> tuple[str, int]:
     node = bundle_nodes(pg)[bundle]
     task = ray.remote(num_cpus=0)(_node_endpoint).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False))
-    return ray.get(task.remote(), timeout=60)
+    return tuple(RankGroup.gather([task.remote()])[0])
 
 
 def describe_placement(group: "Actors") -> list[str]:
@@ -145,10 +149,11 @@ def _placement(cfg: Config, roles: list[str]) -> tuple[object, list[dict], int, 
     return pg, bundles, 0, True
 
 
-def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool) -> Actors:
+def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool,
+                 need_critic: bool = False) -> Actors:
     """Place and start every actor; returns once the rollout engines are up (start-up errors surface here)."""
     n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
-    roles = actor_roles(cfg, need_reference)
+    roles = actor_roles(cfg, need_reference, need_critic)
     n_actors = len(roles)
     pg, bundles, first, owns_pg = _placement(cfg, roles)
 
@@ -186,14 +191,27 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     workers = learners[:1] if colocated else [spawn_worker(w) for w in range(n_work)]
     reference = None
     if need_reference:
-        reference = RankGroup([ray.remote(Reference).options(**opts(n_actors - 1), runtime_env=env).remote(
+        reference = RankGroup([ray.remote(Reference).options(**opts(roles.index("reference")), runtime_env=env).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
             cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation)])
+    critic = _start_critic(cfg, model_path, roles, opts, pg, first, env, learn_threads) if need_critic else None
     numbered = [(role, roles[:b].count(role)) for b, role in enumerate(roles)]
     group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,
-                   None if colocated else spawn_worker, first, numbered)
+                   None if colocated else spawn_worker, first, numbered, critic)
     group.workers.call("get_version")  # surface start-up errors early
     return group
+
+
+def _start_critic(cfg: Config, model_path: str, roles: list[str], opts: Callable[[int], dict], pg: object,
+                  first: int, env: dict, threads: int) -> RankGroup:
+    """The critic's ranks (a DeepSpeed world of their own, meeting at critic rank 0's node)."""
+    b0 = roles.index("critic")
+    master = learner_rendezvous(pg, first + b0)
+    cc = cfg.critic
+    critic_cfg = cc.model_copy(update={"threads": cc.threads or threads})
+    return RankGroup([ray.remote(Critic).options(**opts(b0 + r), runtime_env=env).remote(
+        cc.path or model_path, critic_cfg, r, cc.num_ranks, master, cfg.model.dtype, cfg.rollout.temperature,
+        {"value_clip": cc.value_clip}, cfg.trainer.seed, False) for r in range(cc.num_ranks)])
 
 
 def replace_worker(group: Actors, i: int) -> None:
@@ -211,8 +229,10 @@ def connect_sync_group(group: Actors, timeout_s: float) -> None:
     (rltrain/workers/sync_group.py): through a file store on a one-node cluster, else a TCP store at
     rank 0's node address. Called at start-up and again after a worker is replaced."""
     lead = RankGroup(group.learners.actors[:1])
+    _remove_sync_store(group)  # the previous group's (a worker was replaced)
     if len(_alive_nodes()) == 1:
-        rendezvous = f"file://{tempfile.gettempdir()}/rltrain-sync-{uuid.uuid4().hex}"
+        group.sync_store = f"{tempfile.gettempdir()}/rltrain-sync-{uuid.uuid4().hex}"
+        rendezvous = f"file://{group.sync_store}"
     else:
         host, port = lead.call("sync_endpoint")[0]
         rendezvous = f"tcp://{host}:{port}"
@@ -223,11 +243,23 @@ def connect_sync_group(group: Actors, timeout_s: float) -> None:
     RankGroup.gather(futures)
 
 
+def _remove_sync_store(group: Actors) -> None:
+    """Delete the file store of the weight-sync group's rendezvous (its members no longer read it)."""
+    if group.sync_store:
+        try:
+            os.remove(group.sync_store)
+        except FileNotFoundError:
+            pass
+        group.sync_store = None
+
+
 def stop_actors(group: Actors) -> None:
+    _remove_sync_store(group)
     group.learners.kill()
     if not group.colocated:
         group.workers.kill()
-    if group.reference is not None:
-        group.reference.kill()
+    for optional in (group.reference, group.critic):
+        if optional is not None:
+            optional.kill()
     if group.owns_pg:
         ray.util.remove_placement_group(group.pg)
