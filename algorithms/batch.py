@@ -10,9 +10,10 @@ Who writes what:
   buffer, with their advantages and behaviour log-probs as stored at generation time) and the scalars `pad_id`, `step` and
   `max_response_len` (the generation budget: DAPO's L_max, Dr.GRPO's constant normaliser);
 - the runtime's log-prob passes, on demand (when some stage reads them): `old_logp`, `entropy` and
-  `prox_logp` (learners, before the driver part runs), `ref_logp` (reference actor), `cur_logp` (learners, on
-  each whole mini-batch before its update);
-- stages: `advantages`, `seq_advantages`, `labels`, `loss_weights`, `token_weights`, `clip_low`,
+  `prox_logp` (learners, before the driver part runs), `ref_logp` (reference actor), `values` (critic
+  actor: V(s_t) before each response token, under the critic's weights before this step's update),
+  `cur_logp` (learners, on each whole mini-batch before its update);
+- stages: `advantages`, `returns` (the critic's regression targets), `seq_advantages`, `labels`, `loss_weights`, `token_weights`, `clip_low`,
   `clip_high`, `behaviour_rows` (see each stage's `writes`).
 
 `index` and `cat` slice / concatenate every per-row field, which is how the trainer cuts
@@ -60,13 +61,16 @@ class BatchField(str, enum.Enum):
     TEACHER_IDS = "teacher_ids"
     TEACHER_MASK = "teacher_mask"
     GT_PROBS = "gt_probs"
+    VALUES = "values"
+    RETURNS = "returns"
 
 
 F = BatchField
 ROLLOUT_FIELDS = frozenset({F.RESPONSE_IDS, F.RESPONSE_MASK, F.INPUT_IDS, F.ATTENTION_MASK, F.RESP_START,
                             F.REWARDS, F.GROUP_IDS, F.PROMPT_KEYS, F.SAMPLING_LOGP, F.VERSIONS, F.REPLAYED,
                             F.TURN_IDS, F.TOKEN_REWARDS})
-LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP, F.PROX_LOGP, F.GT_PROBS})  # before the driver part
+LOGPROB_PASS_FIELDS = frozenset({F.OLD_LOGP, F.ENTROPY, F.REF_LOGP, F.PROX_LOGP, F.GT_PROBS,
+                                 F.VALUES})  # before the driver part
 MINIBATCH_PASS_FIELDS = frozenset({F.CUR_LOGP})                                    # per mini-batch
 LEARNER_FIELDS = frozenset({F.OLD_LOGP, F.PROX_LOGP})  # from the learner's own forward when no pass ran
 
@@ -120,6 +124,8 @@ class RolloutBatch:
     teacher_mask: torch.Tensor | None = None     # (N,A) 1 on the answer tokens (whose probability counts)
     gt_probs: torch.Tensor | None = None         # (N,K) p_k: geometric-mean probability of the answer before
                                                  #       turn k (p_0: prompt only); NaN where not computed
+    values: torch.Tensor | None = None           # (N,T) critic's V(s_t) before token t (critic pass)
+    returns: torch.Tensor | None = None          # (N,T) the critic's targets (GAE: advantages + values)
     pad_id: int = 0
     step: int = 0
     max_response_len: int = 0  # the generation budget (rollout.max_new_tokens); 0 = unknown (use the width T)
