@@ -154,6 +154,6 @@ def test_role_resources_name_custom_node_resources():
     assert role_resources(cfg, "rollout") == {"rollout_node": 1} and role_resources(cfg, "learner") == {}
     for bad, needle in [({"resources.learner": {"GPU": 1}}, "resources.learner.GPU"),
                         ({"resources.reference": {"big_node": 0}}, "resources.reference.big_node must be > 0"),
-                        ({"resources.critic": {"x": 1}}, "resources.critic")]:
+                        ({"resources.critics": {"x": 1}}, "resources.critics")]:
         with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
             load(None, bad)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rltrain.config.loader import ConfigError, Section, load_config, to_dict
+from rltrain.config.roles import CriticConfig, LearnerConfig, LoRAConfig, ReferenceConfig, ResourcesConfig
 
 # old dotted key -> what to use instead (the error reads "<old> was renamed: use <new>")
 RENAMED: dict[str, str] = {
@@ -123,66 +124,6 @@ class RolloutConfig(Section):
         return options
 
 
-class LoRAConfig(Section):
-    """LoRA adapters through peft (rltrain/workers/lora.py): rank 0 = full fine-tuning. Only the adapters
-    train; engines get merged weights at each sync; checkpoints hold the adapters and their optimizer
-    state; the export is a merged plain model directory."""
-
-    rank: int = Field(0, ge=0)
-    alpha: float = Field(32.0, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                               "up_proj", "down_proj"])
-
-
-class LearnerConfig(Section):
-    """DeepSpeed learners: one Ray actor per rank."""
-
-    num_ranks: int = Field(1, ge=1)
-    zero_stage: Literal[0, 1, 2, 3] = 0
-    micro_batch_size: int = Field(64, ge=1)  # sequences per forward/backward on one rank
-    # and at most this many padded tokens (rows x longest row) per micro-batch; 0 = rows only. Rows are
-    # bucketed by length either way (rltrain/workers/sharding.py); the loss does not depend on the cuts
-    max_tokens_per_micro_batch: int = Field(0, ge=0)
-    mini_batches: int = Field(1, ge=1)  # optimizer steps per rollout batch
-    epochs: int = Field(1, ge=1)  # passes over the rollout batch
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = 0.0
-    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999])
-    grad_clip: float = Field(1.0, ge=0)  # 0 = off
-    warmup_steps: int = Field(0, ge=0)
-    threads: int = Field(0, ge=0)  # torch threads per rank on CPU; 0 = auto (see rltrain/workers)
-    force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
-    # attention kernel of the learner (and reference) forward/backward: transformers' `sdpa` or `eager`
-    # (matmul + softmax; ~7% faster forward+backward than sdpa's CPU flash kernel at SmolLM2's 230 tokens)
-    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
-    # torch.compile each decoder layer (one compiled graph shared by all layers, dynamic shapes): the
-    # first steps pay the compilation (~20-40 s on 2 cores); ZeRO-0/1/2 only
-    compile_layers: bool = False
-    lora: LoRAConfig = Field(default_factory=LoRAConfig)
-
-    @model_validator(mode="after")
-    def _compile_without_zero3(self) -> "LearnerConfig":
-        if self.compile_layers and self.zero_stage == 3:
-            raise ValueError("learner.compile_layers with learner.zero_stage 3 is not supported (ZeRO-3's parameter "
-                             "hooks break the compiled graphs); use zero_stage 0-2")
-        return self
-
-    @model_validator(mode="after")
-    def _lora_without_zero3(self) -> "LearnerConfig":
-        if self.lora.rank and self.zero_stage == 3:
-            raise ValueError("learner.lora.rank > 0 with learner.zero_stage 3 is not supported (the merged weights "
-                             "are built from whole parameters); use zero_stage 0-2")
-        return self
-
-    @field_validator("betas")
-    @classmethod
-    def _two_betas(cls, betas: list[float]) -> list[float]:
-        if len(betas) != 2:
-            raise ValueError(f"must be a list of two floats, got {betas!r}")
-        return betas
-
-
 class RewardFunctionConfig(Section):
     """One reward: a built-in name or an import path (`pkg.mod:fn`), its weight and params."""
 
@@ -228,12 +169,6 @@ class AlgorithmConfig(Section):
         return out
 
 
-class ReferenceConfig(Section):
-    """Frozen reference policy actor; started only when the algorithm needs reference log-probs."""
-
-    path: str | None = None  # None = the initial policy
-
-
 class SyncConfig(Section):
     """Learner -> engines weight sync. `object_store`: buckets through Ray's object store, one RPC per
     bucket per worker; `collective`: learner rank 0 broadcasts flat per-dtype buckets over a process
@@ -244,27 +179,6 @@ class SyncConfig(Section):
     bucket_mb: float = Field(64.0, gt=0)  # weight-sync bucket size (one RPC per bucket per rollout worker)
     method: Literal["auto", "object_store", "collective"] = "auto"
     timeout_s: float = Field(300.0, gt=0)  # collective: rendezvous and each broadcast
-
-
-class ResourcesConfig(Section):
-    """Extra Ray resources each actor's bundle asks for, by role. Custom node resources pin roles to
-    nodes: `ray start --resources '{"rollout_node": 8}'` on the generation nodes and
-    `rollout: {rollout_node: 1}` here put every rollout worker there. Empty: Ray packs the bundles."""
-
-    learner: dict[str, float] = Field(default_factory=dict)  # each learner rank (colocated: the engine too)
-    rollout: dict[str, float] = Field(default_factory=dict)  # each rollout worker
-    reference: dict[str, float] = Field(default_factory=dict)
-
-    @field_validator("learner", "rollout", "reference")
-    @classmethod
-    def _positive_custom(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
-        for name, amount in v.items():
-            if name in ("CPU", "GPU", "memory"):
-                raise ValueError(f"resources.{info.field_name}.{name}: CPUs and GPUs are sized by rltrain; name a "
-                                 "custom node resource here")
-            if not amount > 0:
-                raise ValueError(f"resources.{info.field_name}.{name} must be > 0, got {amount}")
-        return v
 
 
 class EvalConfig(Section):
@@ -363,6 +277,7 @@ class Config(Section):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    critic: CriticConfig = Field(default_factory=CriticConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -416,7 +331,7 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 
 __all__ = [
     "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
-    "ModelConfig", "RENAMED", "ReferenceConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
+    "CriticConfig", "ModelConfig", "RENAMED", "ReferenceConfig", "ResourcesConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
     "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig",
     "load", "to_dict",
 ]

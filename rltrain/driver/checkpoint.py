@@ -42,14 +42,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save(ckpt_root: Path, step: int, learners, trainer_state: dict[str, Any], keep: int) -> Path:
-    """`learners` is the learner RankGroup (every rank writes its DeepSpeed state)."""
+def save(ckpt_root: Path, step: int, groups: dict[str, Any], trainer_state: dict[str, Any], keep: int) -> Path:
+    """`groups`: the RankGroups that hold trained weights by name ("learner", "critic"); every rank
+    of each writes its DeepSpeed state under the checkpoint's directory of that name."""
     final = ckpt_root / f"step_{step}"
     tmp = ckpt_root / f"step_{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        learners.call("save", str(tmp / "learner"))
+        for name, group in groups.items():
+            group.call("save", str(tmp / name))
         buf = io.BytesIO()
         torch.save(trainer_state, buf)  # serialised in memory: a failing write then raises OSError
         (tmp / "trainer_state.pt").write_bytes(buf.getvalue())
@@ -135,6 +137,9 @@ def latest(ckpt_root: Path, check: bool = True) -> Path | None:
     return None
 
 
-def load(ckpt: Path, learners) -> dict[str, Any]:
-    learners.call("load", str(ckpt / "learner"))
+def load(ckpt: Path, groups: dict[str, Any]) -> dict[str, Any]:
+    for name, group in groups.items():
+        if not (ckpt / name).is_dir():
+            raise CheckpointError(f"{ckpt} has no {name!r} state (was it written by a run without a {name}?)")
+        group.call("load", str(ckpt / name))
     return torch.load(ckpt / "trainer_state.pt", weights_only=False)

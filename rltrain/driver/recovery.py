@@ -52,8 +52,9 @@ def restart_actors(trainer: "Trainer") -> None:
     live = trainer.actors
     live.learners.actors[:] = fresh.learners.actors
     live.workers.actors[:] = fresh.workers.actors
-    if live.reference is not None and fresh.reference is not None:
-        live.reference.actors[:] = fresh.reference.actors
+    for role in ("reference", "critic"):
+        if getattr(live, role) is not None and getattr(fresh, role) is not None:
+            getattr(live, role).actors[:] = getattr(fresh, role).actors
     live.pg, live.spawn_worker = fresh.pg, fresh.spawn_worker
     if trainer.sync_method == "collective":
         connect_sync_group(live, trainer.cfg.sync.timeout_s)

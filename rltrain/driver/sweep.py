@@ -57,8 +57,8 @@ def trial_resources(sweep: SweepConfig, base_cfg: Any) -> Any:
 
     from rltrain.workers.placement import actor_roles, role_resources
 
-    need_ref = algorithms.build_driver(base_cfg.algorithm.spec()).needs(BatchField.REF_LOGP)
-    roles = actor_roles(base_cfg, need_ref)
+    algo = algorithms.build_driver(base_cfg.algorithm.spec())
+    roles = actor_roles(base_cfg, algo.needs(BatchField.REF_LOGP), algo.needs(BatchField.VALUES))
     head = 0.01
     share = math.floor(10000 * (sweep.resources_per_trial.cpus - head) / len(roles)) / 10000
     bundles = [{"CPU": share, **role_resources(base_cfg, r)} for r in roles]

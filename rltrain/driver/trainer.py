@@ -30,6 +30,7 @@ from rltrain.config import ConfigError
 from rltrain.config import engine_dtype, sync_method
 from rltrain.driver import checkpoint, recovery
 from rltrain.driver.collector import BatchCollector
+from rltrain.driver.critic import critic_values, policy_frozen, update_critic
 from rltrain.driver.evaluation import evaluate
 from rltrain.driver.gt_probs import gt_probs_from_logprobs, teacher_queries
 from rltrain.driver.multiturn import MultiTurnRollout
@@ -40,12 +41,13 @@ from rltrain.driver.run_setup import RunFiles, prepare_run
 from rltrain.driver.schedules import schedule_class
 from rltrain.driver.report import write_run_report
 from rltrain.driver.tracking import Tracker
+from rltrain.driver.update import update_minibatch
 from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
 from rltrain.workers.placement import (connect_sync_group, describe_placement, replace_worker, start_actors,
                                       stop_actors)
-from rltrain.workers.sharding import minibatch_slices, rank_micro_batches, shard_for_ranks
+from rltrain.workers.sharding import minibatch_slices, shard_for_ranks
 
 
 class Trainer:
@@ -66,7 +68,7 @@ class Trainer:
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.start_args = (cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
-                           schedule_cls.overlaps_generation(cfg))
+                           schedule_cls.overlaps_generation(cfg), self.algo.needs(BatchField.VALUES))
         self.actors = start_actors(*self.start_args)
         if len(ray.nodes()) > 1:
             print("[rltrain] placement: " + "; ".join(describe_placement(self.actors)), flush=True)
@@ -165,7 +167,10 @@ class Trainer:
             metrics.update(algo_metrics)
             metrics.update(self.schedule.observe(batch))
             with self._timer("update"):
-                metrics.update(self.update(batch))
+                if not policy_frozen(self.cfg.critic, self.actors.critic, self.step_idx):
+                    metrics.update(self.update(batch))
+                if self.actors.critic is not None:
+                    metrics.update(update_critic(self.actors.critic, batch, self.cfg.critic))
             recovery.count_skipped(self, metrics.pop("faults/skipped", 0.0))
             with self._timer("weight_sync_total"):
                 metrics.update(self.sync_weights())
@@ -208,12 +213,14 @@ class Trainer:
                 or off_policy_prox or bool({BatchField.OLD_LOGP, BatchField.ENTROPY} & self.algo.driver_reads))
 
     def compute_logprobs(self, batch: RolloutBatch) -> dict[str, float]:
-        """Reference log-probs; old log-probs and entropy from the learners (sharded by rank)."""
+        """Reference log-probs, the critic's values; old log-probs and entropy from the learners (sharded by rank)."""
         out: dict[str, float] = {}
         if self.algo.needs(BatchField.GT_PROBS):
             batch.gt_probs = self.ground_truth_probs(batch)
         if self.actors.reference is not None and self.algo.needs(BatchField.REF_LOGP):
             batch.ref_logp = self.actors.reference.call("compute_logprobs", batch)[0]
+        if self.actors.critic is not None:
+            batch.values = critic_values(self.actors.critic, batch)
         if not self.needs_old_logprob_pass(batch):
             return out
         current, entropy, metrics = self._learner_logprobs(batch, with_entropy=True)
@@ -311,8 +318,12 @@ class Trainer:
                  "wandb_id": getattr(self, "tracker", None) and self.tracker.wandb_id,
                  "engines": self.actors.workers.call("sampling_state"),
                  "eval_before": self.files.summary_before}
-        return checkpoint.save(self.files.run_dir / "checkpoints", self.step_idx, self.actors.learners, state,
+        return checkpoint.save(self.files.run_dir / "checkpoints", self.step_idx, self.trained_groups(), state,
                                self.cfg.trainer.keep_checkpoints)
+
+    def trained_groups(self) -> dict[str, RankGroup]:
+        """The actor groups whose weights train, by checkpoint directory name."""
+        return {"learner": self.actors.learners, **({"critic": self.actors.critic} if self.actors.critic else {})}
 
     def _maybe_resume(self) -> str | None:
         if not self.files.resume_from:
@@ -324,7 +335,7 @@ class Trainer:
 
     def restore(self, ckpt: Path) -> dict[str, Any]:
         """Load a checkpoint into the live actors and this driver; the engines get its weights and version."""
-        state = checkpoint.load(ckpt, self.actors.learners)
+        state = checkpoint.load(ckpt, self.trained_groups())
         self.step_idx, self.version = state["step"], state["version"]
         self.schedule.load_state_dict(state["schedule"])
         self.algo.load_state_dict(state["algorithm"])
@@ -361,24 +372,6 @@ class Trainer:
         yield
         dt = time.perf_counter() - t0
         self.timings[name] = self.timings.get(name, 0.0) + dt if accumulate else dt
-
-
-def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: int, group_aligned: bool,
-                     max_tokens: int = 0) -> dict[str, float]:
-    """One optimizer step on `mb`: shard rows over the learner ranks, bucket each shard's rows by
-    length into micro-batches (row and token caps; the same count on every rank), train, and reduce
-    the algorithm metrics exactly."""
-    shards = shard_for_ranks(len(mb), len(learners), mb.group_ids if group_aligned else None)
-    ranks = learners.call_each("train_minibatch",
-                               rank_micro_batches(mb, shards, micro_batch_size, max_tokens, group_aligned))
-    out = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
-    out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
-    out["actor/lr"] = ranks[0]["actor/lr"]
-    out["faults/skipped"] = max(r["faults/skipped"] for r in ranks)
-    out["timing_s/update_rank_max"] = max(r["timing_s/update_rank"] for r in ranks)
-    out["timing_s/optimizer_step"] = max(r["timing_s/optimizer_step"] for r in ranks)
-    out["perf/learner_peak_rss_mb"] = max(r["perf/learner_peak_rss_mb"] for r in ranks)
-    return out
 
 
 def _ray_init_kwargs(cfg: Config) -> dict[str, Any]:

@@ -43,14 +43,12 @@ class Learner:
         threads = cfg.threads or max(1, (os.cpu_count() or 2) // world_size)
         _setup_process(rank, world_size, master, threads)
         import deepspeed
-        from transformers import AutoModelForCausalLM
 
         torch.manual_seed(seed)
         self.rank, self.world_size, self.cfg, self.temperature = rank, world_size, cfg, temperature
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32,
-                                                     attn_implementation=cfg.attn_implementation)
+        model = self._build_model(model_path)
         if cfg.compile_layers:
             compile_decoder_layers(model)
         if gradient_checkpointing:
@@ -81,6 +79,13 @@ class Learner:
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=ds_config)
         self.set_algorithm(algo_spec)
+
+    def _build_model(self, model_path: str) -> torch.nn.Module:
+        """The trained module (a causal LM here; the critic and the reward model train other heads)."""
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32,
+                                                    attn_implementation=self.cfg.attn_implementation)
 
     def ping(self) -> bool:
         return True
@@ -126,15 +131,7 @@ class Learner:
         metrics, t0, grad_norm = [], time.perf_counter(), None
         for a, b in zip(cuts[:-1], cuts[1:]):
             mb = shard.index(torch.arange(a, b)).to(self.device)
-            logp, ent = self._forward(mb, True)
-            # no old-log-prob pass ran (no entropy came with the batch): measure here what it would have
-            m_extra = {} if mb.entropy is not None else logprob_metrics(real_tokens(mb), logp, ent, mb.sampling_logp)
-            if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
-                mb.old_logp = logp.detach()
-            if mb.prox_logp is None:  # no pass ran: this step's first forward is pi_k
-                mb.prox_logp = logp.detach()
-            loss, m = self.loss(logp, mb, entropy=ent)
-            m.update(m_extra)
+            loss, m = self._micro_loss(mb)
             # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
             self.engine.backward(loss * n_micro * self.world_size)
             skip = False
@@ -161,6 +158,19 @@ class Learner:
                 "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0,
                 "timing_s/optimizer_step": time.perf_counter() - t_step,
                 "perf/learner_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    def _micro_loss(self, mb) -> tuple[torch.Tensor, dict]:
+        """A micro-batch's share of the policy loss and its (sum, weight) metrics."""
+        logp, ent = self._forward(mb, True)
+        # no old-log-prob pass ran (no entropy came with the batch): measure here what it would have
+        m_extra = {} if mb.entropy is not None else logprob_metrics(real_tokens(mb), logp, ent, mb.sampling_logp)
+        if mb.old_logp is None:  # one step on fresh samples: pi_old is this forward's (detached)
+            mb.old_logp = logp.detach()
+        if mb.prox_logp is None:  # no pass ran: this step's first forward is pi_k
+            mb.prox_logp = logp.detach()
+        loss, m = self.loss(logp, mb, entropy=ent)
+        m.update(m_extra)
+        return loss, m
 
     def _step_without_update(self) -> None:
         """DeepSpeed's step with the optimizer's update left out: its counters and the lr schedule move

@@ -156,3 +156,41 @@ def test_token_budget_micro_batches_on_zero3_keep_loss_and_gradient(ray_session,
     finally:
         one.kill()
         two.kill()
+
+
+def test_critic_value_loss_is_invariant_to_micro_batch_and_rank_splits(ray_session, default_model):
+    """The critic's clipped value loss, weighted per token by 1 / (the mini-batch's tokens): one rank
+    and one micro-batch, or two ZeRO-2 ranks and uneven micro-batches, give the same loss, gradient
+    norm and updated weights (rltrain/driver/critic.py, rltrain/workers/critic.py)."""
+    from transformers import AutoConfig
+
+    from rltrain.config.schema import CriticConfig
+    from rltrain.driver.critic import critic_values, update_critic
+    from rltrain.workers.critic import Critic
+
+    batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size)
+
+    def critics(ranks: int, zero: int) -> RankGroup:
+        cfg = CriticConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
+        port = free_port()
+        return RankGroup([ray.remote(Critic).options(num_cpus=0.5).remote(
+            default_model, cfg, r, ranks, ("127.0.0.1", port), "float32", 1.0, {"value_clip": 0.2}, 0, False)
+            for r in range(ranks)])
+
+    one, two = critics(1, 0), critics(2, 2)
+    try:
+        assert torch.equal(critic_values(one, batch), torch.zeros_like(batch.response_mask))  # zero head
+        g = torch.Generator().manual_seed(1)
+        batch.values = 0.3 * torch.randn(batch.response_mask.shape, generator=g) * batch.response_mask
+        batch.returns = torch.randn(batch.response_mask.shape, generator=g) * batch.response_mask
+        whole = update_critic(one, batch, CriticConfig(micro_batch_size=len(batch)))
+        split = update_critic(two, batch, CriticConfig(micro_batch_size=3))
+        assert whole["critic/value_loss"] == pytest.approx(split["critic/value_loss"], rel=1e-5)
+        assert whole["critic/clipfrac"] == pytest.approx(split["critic/clipfrac"], rel=1e-5, abs=1e-7)
+        assert whole["critic/grad_norm"] > 0
+        assert whole["critic/grad_norm"] == pytest.approx(split["critic/grad_norm"], rel=1e-4)
+        assert ray.get(one[0].param_checksum.remote()) == pytest.approx(ray.get(two[0].param_checksum.remote()), rel=1e-6)
+        assert critic_values(one, batch).abs().sum() > 0  # the head moved
+    finally:
+        one.kill()
+        two.kill()

@@ -1,0 +1,1 @@
+"""Reward-model training on preference pairs (launch/train_rm.py)."""
