@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_rm(args.config, overrides)
-    except ConfigError as e:
+    except (ConfigError, FileNotFoundError) as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     from rltrain.rm.train import RewardModelTrainer

@@ -73,23 +73,20 @@ def _install_hook(root):
     allowed_files = {"/dev/null", "/dev/stdout", "/dev/stderr"}
     realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
 
-    def inside(path):
-        if path is None or isinstance(path, int):
+    def within(path, roots, files):
+        if path is None or isinstance(path, int):  # a descriptor already open
             return True
         try:
             p = realpath(fsdecode(path))
         except Exception:
             return False
-        return p == root or p.startswith(root + sep) or p in allowed_files
+        return p in files or any(p == r or p.startswith(r + sep) for r in roots)
+
+    def inside(path):
+        return within(path, (root,), allowed_files)
 
     def readable(path):
-        if path is None or isinstance(path, int):
-            return True
-        try:
-            p = realpath(fsdecode(path))
-        except Exception:
-            return False
-        return p in _READABLE_FILES or any(p == r or p.startswith(r + sep) for r in read_roots)
+        return within(path, read_roots, _READABLE_FILES)
 
     def hook(event, args):
         if event in blocked:
