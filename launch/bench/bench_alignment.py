@@ -31,7 +31,8 @@ def train_rm(steps: int, seed: int) -> dict:
     from rltrain.rm.train import RewardModelTrainer
 
     cfg = load_rm(str(ROOT / "configs" / "rm_toy.yaml"), {"train.steps": steps, "train.seed": seed,
-                                                     "train.output_dir": str(RUNS), "train.run_name": "rm"})
+                                                     "train.output_dir": str(RUNS),
+                                                     "train.run_name": f"rm-{time.strftime('%H%M%S')}"})
     trainer = RewardModelTrainer(cfg)
     try:
         return trainer.run()
@@ -84,17 +85,18 @@ def main() -> None:
     ap.add_argument("--rm-steps", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", default="ppo:rm,grpo:rm,ppo:verifiable,grpo:verifiable")
+    ap.add_argument("--rm-run", default=None, help="reuse a reward model trained by an earlier run (its run dir)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import ray
 
     ray.init(include_dashboard=False, log_to_driver=False)
-    rm = train_rm(args.rm_steps, args.seed)
-    result = {"rm": {"steps": args.rm_steps, "before": rm["before"], "after": rm["after"], "wall_s": round(rm["wall_s"], 1)},
+    rm = json.loads((Path(args.rm_run) / "summary.json").read_text()) if args.rm_run else train_rm(args.rm_steps, args.seed)
+    result = {"rm": {"steps": rm["steps"], "before": rm["before"], "after": rm["after"], "wall_s": round(rm["wall_s"], 1)},
               "steps": args.steps, "seed": args.seed, "runs": {}}
     for spec in args.runs.split(","):
         preset, train_on = spec.split(":")
-        result["runs"][spec] = run_policy(f"{preset}-{train_on}", preset, train_on, rm["model"], args.steps, args.seed)
+        result["runs"][spec] = run_policy(f"{preset}-{train_on}-{time.strftime('%H%M%S')}", preset, train_on, rm["model"], args.steps, args.seed)
         print(json.dumps({spec: {k: v for k, v in result["runs"][spec].items() if k != "trace"}}), flush=True)
     ray.shutdown()
     print(f"reward model: held-out accuracy {rm['before']['rm/accuracy']:.3f} -> {rm['after']['rm/accuracy']:.3f}")
