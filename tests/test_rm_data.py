@@ -64,3 +64,21 @@ def test_pairwise_metrics_by_hand_and_config_errors():
 
     with pytest.raises(ConfigError, match="train.stepz"):
         load_rm(None, {"train.stepz": 3})
+
+
+def test_each_step_draws_pairs_per_step_pairs_an_epoch_at_a_time():
+    """`_next_pairs` without actors: the sampler alone (RewardModelTrainer's state, set by hand)."""
+    from rltrain.rm.train import RewardModelTrainer
+
+    n = 10
+    sampler = RewardModelTrainer.__new__(RewardModelTrainer)
+    sampler.cfg = load_rm(None, {"train.pairs_per_step": 4})
+    sampler.train = PairBatch(torch.arange(n).view(n, 1), torch.ones(n, 1), torch.arange(n).view(n, 1),
+                              torch.ones(n, 1), torch.ones(n))
+    sampler.gen = torch.Generator().manual_seed(0)
+    sampler.order, sampler.cursor = torch.randperm(n, generator=sampler.gen), 0
+    drawn = [sampler._next_pairs() for _ in range(5)]  # 20 pairs: two epochs of 10
+    assert [len(b) for b in drawn] == [4] * 5
+    assert all(b.weights.sum().item() == pytest.approx(1.0) for b in drawn)
+    first_epoch = torch.cat([b.chosen_ids.view(-1) for b in drawn])[:8].tolist() + drawn[2].chosen_ids.view(-1)[:2].tolist()
+    assert sorted(first_epoch) == list(range(n))  # the first 10 drawn are one permutation

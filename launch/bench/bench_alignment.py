@@ -2,7 +2,7 @@
 preference pairs, then PPO with a critic vs GRPO, each against that reward model and against the
 verifiable reward, with the same budget and seed on the embedded default.
 
-    .venv/bin/python launch/bench/bench_alignment.py [--steps 100] [--rm-steps 150] [--out docs/alignment.json]
+    .venv/bin/python launch/bench/bench_alignment.py [--steps 120] [--rm-steps 600] [--out docs/alignment.json]
 
 Every run logs both rewards every step (the one it does not train on with weight 0), so the reward
 model's score can be watched against the verifiable accuracy (reward hacking: the RM's score goes up
@@ -82,7 +82,7 @@ def run_policy(name: str, preset: str, train_on: str, rm_path: str, steps: int, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--rm-steps", type=int, default=150)
+    ap.add_argument("--rm-steps", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", default="ppo:rm,grpo:rm,ppo:verifiable,grpo:verifiable")
     ap.add_argument("--rm-run", default=None, help="reuse a reward model trained by an earlier run (its run dir)")

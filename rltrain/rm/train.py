@@ -120,11 +120,11 @@ class RewardModelTrainer:
 
     def _next_pairs(self) -> PairBatch:
         k = self.cfg.train.pairs_per_step
-        picked = []
-        while len(picked) < k:
+        picked: list[torch.Tensor] = []
+        while (have := sum(len(t) for t in picked)) < k:
             if self.cursor >= len(self.order):
                 self.order, self.cursor = torch.randperm(len(self.train), generator=self.gen), 0
-            take = self.order[self.cursor:self.cursor + k - len(picked)]
+            take = self.order[self.cursor:self.cursor + k - have]
             picked.append(take)
             self.cursor += len(take)
         batch = self.train.index(torch.cat(picked))

@@ -46,7 +46,13 @@ def test_preset_configs_load():
     configs = sorted(p for p in (ROOT / "configs").rglob("*.y*ml")
                      if p.relative_to(ROOT / "configs").parts[0] != "sweeps")  # sweeps are W&B files
     assert ROOT / "configs" / "grpo_toy.yaml" in configs
+    from rltrain.config.rm import load_rm
+
     for path in configs:
+        if path.name.startswith("rm_"):  # reward-model training (launch/train_rm.py)
+            rm = load_rm(str(path))
+            assert rm.learner.lr > 0 and rm.train.steps > 0, path
+            continue
         cfg = load(str(path))
         assert cfg.learner.lr > 0 and cfg.trainer.steps > 0, path
     presets = sorted(set(algorithms.PRESETS) - {"forking"}) + ["dapo+forking"]  # forking is an overlay

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def trained_rm(tmp_path_factory, ray_session, default_model):
     out = tmp_path_factory.mktemp("rm")
-    cfg = load_rm(None, {"model_path": default_model, "data.n_train": 600, "data.n_test": 90, "train.steps": 40,
+    cfg = load_rm(None, {"model_path": default_model, "data.n_train": 1000, "data.n_test": 90, "train.steps": 200,
                          "train.pairs_per_step": 32, "train.eval_every": 0, "train.output_dir": str(out),
                          "train.run_name": "rm", "learner.lr": 5e-4})
     trainer = RewardModelTrainer(cfg)
