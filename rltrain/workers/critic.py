@@ -77,7 +77,3 @@ class Critic(Learner):
         metrics = {**wmean("critic/value_loss", per_token, w), **wmean("critic/clipfrac", clipped, w),
                    **wmean("critic/values_mean_train", values, w)}
         return (per_token * w).sum(), metrics
-
-    # the policy-only parts of the learner do not apply to a value model
-    def sync_weights(self, *args, **kwargs):  # pragma: no cover - never called on a critic
-        raise RuntimeError("the critic has no weights to sync to the rollout engines")

@@ -204,11 +204,9 @@ class Learner:
 
     def sync_endpoint(self) -> tuple[str, int]:
         """(this node's address, a free port on it): where rank 0 hosts the weight-sync rendezvous."""
-        import ray
+        from rltrain.workers.placement import node_endpoint
 
-        from rltrain.workers.placement import free_port
-
-        return ray.util.get_node_ip_address(), free_port()
+        return node_endpoint()
 
     def join_sync_group(self, rendezvous: str, world_size: int, timeout_s: float) -> None:
         """Rank 0 joins the weight-sync process group as its rank 0 (a fresh one replaces the old)."""

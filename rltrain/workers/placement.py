@@ -89,7 +89,8 @@ def _alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def _node_endpoint() -> tuple[str, int]:
+def node_endpoint() -> tuple[str, int]:
+    """(this node's address, a port free on it), for a rendezvous hosted here."""
     return ray.util.get_node_ip_address(), free_port()
 
 
@@ -104,7 +105,7 @@ def learner_rendezvous(pg: object, bundle: int) -> tuple[str, int]:
     if len(_alive_nodes()) == 1:
         return "127.0.0.1", free_port()
     node = bundle_nodes(pg)[bundle]
-    task = ray.remote(num_cpus=0)(_node_endpoint).options(
+    task = ray.remote(num_cpus=0)(node_endpoint).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False))
     return tuple(RankGroup.gather([task.remote()])[0])
 
