@@ -74,7 +74,7 @@ class CriticConfig(LearnerConfig):
     """The value model of PPO (rltrain/workers/critic.py), started when the algorithm reads `values`
     (the `ppo` preset). Its ranks, ZeRO stage, micro-batches, optimizer and schedule as the learner's."""
 
-    path: str | None = None  # None = the policy's initial weights (its backbone; a fresh scalar head)
+    path: str | None = None  # None: the policy's initial backbone, a zero head; a reward model: its backbone and head
     lr: float = Field(5e-5, gt=0)
     value_clip: float = Field(0.2, ge=0)  # |V - V_old| <= value_clip in the clipped branch; 0 = no clipping
     warmup_steps: int = Field(0, ge=0)  # lr warm-up of the critic's optimizer

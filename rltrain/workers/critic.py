@@ -1,7 +1,10 @@
 """The critic role: a value model V(s_t) on DeepSpeed, with its own optimizer and ranks.
 
 The model is the policy's backbone (or `critic.path`'s) without its output layer, plus a scalar head
-initialised to zero (values start at 0). Row layout as the learner's (rltrain/workers/logprobs.py):
+initialised to zero (values start at 0). When `critic.path` is a reward model (a sequence classifier
+with one output, e.g. launch/train_rm.py's export), the critic starts from the whole reward model:
+its backbone and its score head, as InstructGPT initialises the value function from the RM (Ouyang
+et al. 2022, sec. 3.5) and OpenRLHF's critic loads its reward model's head. Row layout as the learner's (rltrain/workers/logprobs.py):
 the value of the state before response token t is read at position `resp_start - 1 + t`, the
 position whose logits predict token t. Its objective is the clipped value loss (algorithms/ppo.py)
 against the batch's `returns`, weighted by 1 / (the mini-batch's response tokens): the sum over
@@ -22,16 +25,39 @@ from rltrain.workers.learner import Learner
 class ValueModel(torch.nn.Module):
     """A decoder backbone and a zero-initialised linear head: (N,L) inputs -> (N,L) values."""
 
-    def __init__(self, backbone: torch.nn.Module, hidden_size: int) -> None:
+    def __init__(self, backbone: torch.nn.Module, hidden_size: int, head: torch.nn.Linear | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.value_head = torch.nn.Linear(hidden_size, 1)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
+        if head is not None:  # a reward model's score head: (1, hidden) weight, bias or none
+            with torch.no_grad():
+                self.value_head.weight.copy_(head.weight)
+                if head.bias is not None:
+                    self.value_head.bias.copy_(head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         return self.value_head(hidden).squeeze(-1).float()
+
+
+def build_value_model(path: str, attn_implementation: str | None = None) -> ValueModel:
+    """A causal LM directory: its backbone and a zero head. A one-output sequence classifier (a reward
+    model): its backbone and its score head, so V(s) starts as the reward model's score of s."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(path)
+    kw = dict(dtype=torch.float32, attn_implementation=attn_implementation)
+    if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+        backbone = AutoModel.from_pretrained(path, **kw)
+        return ValueModel(backbone, backbone.config.hidden_size)
+    rm = AutoModelForSequenceClassification.from_pretrained(path, **kw)
+    head = getattr(rm, "score", None)
+    if not isinstance(head, torch.nn.Linear) or head.out_features != 1:
+        raise ValueError(f"critic.path {path!r} is a sequence classifier but not a reward model with one "
+                         f"output (a `score` head of 1 output); got {head!r}")
+    return ValueModel(rm.base_model, config.hidden_size, head)
 
 
 def response_values(model: torch.nn.Module, batch) -> torch.Tensor:
@@ -50,11 +76,7 @@ class Critic(Learner):
     """One critic rank. `algo_spec` carries its objective's parameters: {"value_clip": c}."""
 
     def _build_model(self, model_path: str) -> torch.nn.Module:
-        from transformers import AutoModel
-
-        backbone = AutoModel.from_pretrained(model_path, dtype=torch.float32,
-                                             attn_implementation=self.cfg.attn_implementation)
-        return ValueModel(backbone, backbone.config.hidden_size)
+        return build_value_model(model_path, self.cfg.attn_implementation)
 
     def set_algorithm(self, algo_spec: dict) -> None:
         self.value_clip = float(algo_spec.get("value_clip", 0.2))
