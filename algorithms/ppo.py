@@ -12,6 +12,10 @@
 - Clipped value loss (the PPO2 baselines code; OpenRLHF's `ValueLoss`): with V_old the values
   before the update, V_clip = V_old + clip(V - V_old, -c, c), loss_t = 0.5 * max((V - R)^2,
   (V_clip - R)^2); c = 0 turns clipping off (loss 0.5 * (V - R)^2).
+- Running reward normalisation (OpenRLHF's `--normalize_reward`, its `RunningMoments`): the outcome
+  reward is standardised by the mean and standard deviation of every outcome reward seen so far
+  (this batch's included), so the critic's targets have unit scale whatever the reward model's
+  range: a zero-initialised head learns a spread of +-5 as slowly as Adam's steps allow otherwise.
 - Explained variance 1 - Var(R - V) / Var(R) over the response tokens (1: perfect, 0: no better
   than a constant, < 0: worse).
 """
@@ -58,6 +62,39 @@ def gae(token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, g
         running = torch.where(real, a_t, running)
         next_value = torch.where(real, v[:, t], next_value)
     return adv, (adv + v) * mask
+
+
+class RunningMoments:
+    """Mean and (population) variance of every value passed to `update`, merged batch by batch
+    (Chan et al.'s parallel form of Welford's update); a state dict for checkpoints."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().to(torch.float64).flatten()
+        n = x.numel()
+        if n == 0:
+            return
+        b_mean, b_m2 = float(x.mean()), float(((x - x.mean()) ** 2).sum())
+        total = self.count + n
+        delta = b_mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += b_m2 + delta ** 2 * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return (self.m2 / self.count) ** 0.5 if self.count else 1.0
+
+    def normalize(self, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+        return (x - self.mean) / (self.std + eps)
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "mean": self.mean, "m2": self.m2}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.count, self.mean, self.m2 = int(d["count"]), float(d["mean"]), float(d["m2"])
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -76,9 +76,11 @@ PRESETS: dict[str, dict[str, Any]] = {
              "regularizer": {"name": "kl", "kind": "k3", "coef": 0.001},
              "aggregation": {"name": "seq-mean-token-mean"}},
     # PPO with a critic (InstructGPT-style): GAE(1, .95) from the critic's values, the KL to the
-    # reference in the reward per token (kl_coef), PPO clip .2, token-mean; the critic is started
-    # because the gae stage reads `values` (config section `critic`)
-    "ppo": {"advantage": {"name": "gae", "gamma": 1.0, "lam": 0.95, "kl_coef": 0.01, "whiten": True},
+    # reference in the reward per token (kl_coef), the outcome reward standardised by its running
+    # moments (unit-scale critic targets for any reward model), PPO clip .2, token-mean; the critic is
+    # started because the gae stage reads `values` (config section `critic`)
+    "ppo": {"advantage": {"name": "gae", "gamma": 1.0, "lam": 0.95, "kl_coef": 0.01, "whiten": True,
+                          "normalize_reward": True},
             "objective": {"name": "ppo_clip", "low": 0.8, "high": 1.2},
             "regularizer": {"name": "none"},
             "aggregation": {"name": "token-mean"}},

@@ -9,7 +9,8 @@ import torch
 import algorithms
 from algorithms import BatchField
 from algorithms.batch import RolloutBatch
-from algorithms.ppo import bradley_terry_loss, clipped_value_loss, explained_variance, gae, kl_shaped_token_rewards
+from algorithms.ppo import (RunningMoments, bradley_terry_loss, clipped_value_loss, explained_variance, gae,
+                            kl_shaped_token_rewards)
 from algorithms.stages.advantages_gae import GAEAdvantage
 
 T = torch.tensor
@@ -75,6 +76,34 @@ def test_gae_stage_writes_advantages_and_returns():
     whitened, _ = GAEAdvantage(GAEAdvantage.Params(lam=0.5, gamma=1.0)).compute(_batch())
     real = whitened[batch.response_mask > 0]
     assert real.mean().item() == pytest.approx(0.0, abs=1e-6) and real.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_running_moments_by_hand():
+    m = RunningMoments()
+    m.update(T([1.0, 3.0]))  # mean 2, population std 1
+    assert (m.mean, m.std) == pytest.approx((2.0, 1.0))
+    assert m.normalize(T([1.0, 3.0])).tolist() == pytest.approx([-1.0, 1.0])
+    m.update(T([5.0]))  # all of 1, 3, 5: mean 3, variance (4 + 0 + 4) / 3
+    assert (m.mean, m.std) == pytest.approx((3.0, math.sqrt(8 / 3)))
+    again = RunningMoments()
+    again.load_state_dict(m.state_dict())
+    assert (again.count, again.mean, again.std) == (3, m.mean, m.std)
+
+
+def test_gae_stage_normalises_the_outcome_reward_by_its_running_moments():
+    stage = GAEAdvantage(GAEAdvantage.Params(gamma=1.0, lam=1.0, kl_coef=0.0, whiten=False, normalize_reward=True))
+    batch = _batch()
+    batch.values = torch.zeros(2, 3)
+    _, metrics = stage.compute(batch)  # rewards 1, 0: mean .5, std .5 -> +1, -1 on each row's last token
+    assert batch.returns[0].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert batch.returns[1].tolist() == pytest.approx([-1.0, -1.0, 0.0])
+    assert metrics["critic/reward_running_mean"] == pytest.approx(0.5)
+    restored = GAEAdvantage(stage.params)
+    restored.load_state_dict(stage.state_dict())  # the moments go into checkpoints
+    second = _batch()
+    second.values, second.rewards = torch.zeros(2, 3), T([1.0, 1.0])
+    restored.compute(second)  # 1, 0, 1, 1: mean .75, std sqrt(3)/4 -> (1 - .75) / .433
+    assert second.returns[0, 0].item() == pytest.approx(0.25 / (math.sqrt(3) / 4), rel=1e-5)
 
 
 def test_ppo_preset_reads_values_and_the_reference():
