@@ -157,3 +157,14 @@ def test_role_resources_name_custom_node_resources():
                         ({"resources.critics": {"x": 1}}, "resources.critics")]:
         with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
             load(None, bad)
+
+
+def test_a_missing_local_model_directory_names_the_key(tmp_path):
+    from rltrain.driver.run_setup import resolve_model
+
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ConfigError, match=r"model.path='.*no-such-model': no such model directory"):
+        resolve_model(load(None, {"model.path": missing}))
+    (tmp_path / "here").mkdir()
+    assert resolve_model(load(None, {"model.path": str(tmp_path / "here")})) == str(tmp_path / "here")
+    assert resolve_model(load(None, {"model.path": "org/name"})) == "org/name"  # a hub name passes through

@@ -125,8 +125,10 @@ def test_misbehaving_environments_end_their_episode_with_a_reason(ray_session, s
     assert all(r.episode["turns"] <= 3 for r in records)  # max_turns holds whatever the model does
 
 
-def test_ground_truth_probability_is_the_teacher_forced_geometric_mean(tmp_path, ray_session, search_model):
-    trainer = Trainer(_cfg(tmp_path, search_model, "gt", **{"algorithm.preset": "igpo"}))
+def test_igpo_ground_truth_probability_is_the_teacher_forced_geometric_mean_and_igpo_trains(
+        tmp_path, ray_session, search_model):
+    trainer = Trainer(_cfg(tmp_path, search_model, "gt", **{"algorithm.preset": "igpo",
+                                                             "rollout.engine": "transformers"}))
     try:
         batch, _ = trainer.collect_batch()
         probs = trainer.ground_truth_probs(batch)
@@ -143,6 +145,7 @@ def test_ground_truth_probability_is_the_teacher_forced_geometric_mean(tmp_path,
                 logits = model(ids).logits[0, len(history) - 1: -1].float()
             lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(answer).unsqueeze(1)).squeeze(1)
             assert probs[i, k].item() == pytest.approx(math.exp(lp.mean().item()), rel=1e-4)
+        _two_steps_change_weights(trainer, "igpo")
     finally:
         trainer.close()
 
@@ -151,20 +154,22 @@ def _answer(trainer, batch, i) -> str:
     return next(r.answer for r in trainer.files.train_rows if r.key == batch.prompt_keys[i])
 
 
-@pytest.mark.parametrize("engine,preset", [("transformers", "igpo"), ("vllm", "grpo")])
-def test_multiturn_training_changes_weights(tmp_path, ray_session, search_model, engine, preset):
-    trainer = Trainer(_cfg(tmp_path, search_model, f"mt_{engine}", **{"rollout.engine": engine,
-                                                                       "algorithm.preset": preset}))
+def _two_steps_change_weights(trainer: Trainer, preset: str) -> None:
+    w0 = ray.get(trainer.actors.learners[0].param_checksum.remote())
+    metrics = [trainer.step() for _ in range(2)]
+    assert ray.get(trainer.actors.learners[0].param_checksum.remote()) != w0
+    m = metrics[-1]
+    assert 1.0 <= m["multiturn/turns_mean"] <= 3.0 and m["multiturn/obs_token_frac"] > 0
+    assert m["multiturn/tool_calls_mean"] > 0 and m["multiturn/env_errors"] == 0
+    if preset == "igpo":
+        assert 0.0 < m["igpo/gt_prob_first"] < 1.0 and 0.0 <= m["igpo/gt_prob_last"] <= 1.0
+        assert m["igpo/info_gain_mean"] != 0.0  # turns changed the probability of the answer
+    assert m["actor/pg_loss"] == m["actor/pg_loss"]
+
+
+def test_multiturn_grpo_training_on_vllm_changes_weights(tmp_path, ray_session, search_model):
+    trainer = Trainer(_cfg(tmp_path, search_model, "mt_vllm", **{"rollout.engine": "vllm", "algorithm.preset": "grpo"}))
     try:
-        w0 = ray.get(trainer.actors.learners[0].param_checksum.remote())
-        metrics = [trainer.step() for _ in range(2)]
-        assert ray.get(trainer.actors.learners[0].param_checksum.remote()) != w0
-        m = metrics[-1]
-        assert 1.0 <= m["multiturn/turns_mean"] <= 3.0 and m["multiturn/obs_token_frac"] > 0
-        assert m["multiturn/tool_calls_mean"] > 0 and m["multiturn/env_errors"] == 0
-        if preset == "igpo":
-            assert 0.0 < m["igpo/gt_prob_first"] < 1.0 and 0.0 <= m["igpo/gt_prob_last"] <= 1.0
-            assert m["igpo/info_gain_mean"] != 0.0  # turns changed the probability of the answer
-        assert m["actor/pg_loss"] == m["actor/pg_loss"]
+        _two_steps_change_weights(trainer, "grpo")
     finally:
         trainer.close()

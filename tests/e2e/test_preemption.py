@@ -107,28 +107,8 @@ def _cfg(tmp_path, default_model, **over):
     return load(None, base)
 
 
-def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ray_session, default_model, capsys):
-    trainer = Trainer(_cfg(tmp_path, default_model))
-    try:
-        for _ in range(2):
-            trainer.step()
-            trainer.save()
-    finally:
-        trainer.close()
-    root = tmp_path / "ck" / "checkpoints"
-    state = root / "step_2" / "trainer_state.pt"
-    state.write_bytes(state.read_bytes()[:100])  # half-written
-    with pytest.raises(CheckpointError, match="trainer_state.pt does not match the manifest"):
-        checkpoint.verify(root / "step_2")
-    resumed = Trainer(_cfg(tmp_path, default_model, **{"trainer.resume": str(tmp_path / "ck")}))
-    try:
-        assert resumed.step_idx == 1
-        assert "passing over a bad checkpoint" in capsys.readouterr().out
-    finally:
-        resumed.close()
-
-
-def test_running_out_of_space_names_the_path_and_keeps_the_previous_checkpoint(tmp_path, ray_session, default_model):
+def test_out_of_space_keeps_the_previous_checkpoint_and_a_corrupt_newest_one_falls_back(
+        tmp_path, ray_session, default_model, capsys):
     trainer = Trainer(_cfg(tmp_path, default_model))
     root = tmp_path / "ck" / "checkpoints"
     try:
@@ -148,5 +128,17 @@ def test_running_out_of_space_names_the_path_and_keeps_the_previous_checkpoint(t
         assert not (root / "step_2.tmp").exists() and not (root / "step_2").exists()
         checkpoint.verify(first)
         assert checkpoint.latest(root) == first
+        assert trainer.save() == root / "step_2"  # with space again, the next save completes
     finally:
         trainer.close()
+    # the newest checkpoint half-written (a crash mid-copy): the resume passes over it to step 1
+    state = root / "step_2" / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="trainer_state.pt does not match the manifest"):
+        checkpoint.verify(root / "step_2")
+    resumed = Trainer(_cfg(tmp_path, default_model, **{"trainer.resume": str(tmp_path / "ck")}))
+    try:
+        assert resumed.step_idx == 1
+        assert "passing over a bad checkpoint" in capsys.readouterr().out
+    finally:
+        resumed.close()

@@ -45,8 +45,10 @@ def _greedy_logprobs(trainer: Trainer) -> list[float]:
     return out["samples"][0].logprobs
 
 
-@pytest.mark.parametrize("method, workers, zero, ranks", [("collective", 1, 0, 1), ("collective", 2, 0, 1),
-                                                           ("collective", 1, 3, 2), ("object_store", 2, 0, 1)])
+# two workers on one collective group: test_replaced_worker_rejoins_the_sync_group; two object-store
+# workers: tests/e2e/test_worker_faults.py (both check every engine bit-equal after a sync)
+@pytest.mark.parametrize("method, workers, zero, ranks", [("collective", 1, 0, 1), ("collective", 1, 3, 2),
+                                                           ("object_store", 1, 0, 1)])
 def test_sync_leaves_engines_bit_equal_to_the_learner(tmp_path, ray_session, default_model, method, workers, zero, ranks):
     trainer = Trainer(_cfg(tmp_path, default_model, **{"sync.method": method, "rollout.num_workers": workers,
                                                        "learner.zero_stage": zero, "learner.num_ranks": ranks}))
@@ -77,7 +79,9 @@ def test_replaced_worker_rejoins_the_sync_group(tmp_path, ray_session, default_m
     trainer = Trainer(_cfg(tmp_path, default_model, **{"sync.method": "collective", "rollout.num_workers": 2,
                                                        "trainer.steps": 3}))
     try:
-        trainer.step()
+        metrics = trainer.step()
+        assert metrics["sync/method"] == "collective" and metrics["sync/bytes"] > 0
+        _assert_engines_hold_learner_weights(trainer)  # one sync reaches both workers of the group
         old = trainer.actors.workers[1]
         assert ray.get(old.get_version.remote()) == 1
         ray.kill(old)  # the worker dies mid-run

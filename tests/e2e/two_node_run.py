@@ -1,5 +1,5 @@
 """A run on a simulated two-node Ray cluster (`ray.cluster_utils.Cluster`): learner ranks and the
-reference on the head node (custom resource `learner_node`), the rollout workers on the second
+reference on the head node (custom resource `learner_node`), the rollout worker on the second
 (`rollout_node`). Run as a script by tests/e2e/test_two_nodes.py, in a process of its own (its Ray
 session is not the test session's); prints one JSON line of what it saw."""
 
@@ -41,7 +41,7 @@ def main(model: str, out_dir: str) -> None:
     rollout_node = cluster.add_node(num_cpus=2, resources={"rollout_node": 2}, **loopback)
     ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
     cfg = load(None, {
-        "model.path": model, "rollout.engine": "transformers", "rollout.num_workers": 2,
+        "model.path": model, "rollout.engine": "transformers", "rollout.num_workers": 1,
         "rollout.prompts_per_step": 4, "rollout.n_samples": 4, "rollout.max_new_tokens": 6,
         "learner.num_ranks": 2, "learner.zero_stage": 2, "learner.lr": 3e-3, "learner.micro_batch_size": 8,
         "algorithm.regularizer.coef": 0.01, "sync.method": "collective",
@@ -56,8 +56,8 @@ def main(model: str, out_dir: str) -> None:
                   "roles": _nodes_by_role(trainer), "sync": trainer.sync_method}
     trainer.step()
     seen["synced_after_step_1"] = _engines_equal_learner(trainer)
-    ray.kill(trainer.actors.workers[1])  # a worker on the rollout node dies
-    trainer.replace_worker(1)
+    ray.kill(trainer.actors.workers[0])  # the worker on the rollout node dies
+    trainer.replace_worker(0)
     seen["roles_after_replace"] = _nodes_by_role(trainer)
     metrics = trainer.step()
     seen["synced_after_step_2"] = _engines_equal_learner(trainer)
