@@ -168,3 +168,16 @@ def test_a_missing_local_model_directory_names_the_key(tmp_path):
     (tmp_path / "here").mkdir()
     assert resolve_model(load(None, {"model.path": str(tmp_path / "here")})) == str(tmp_path / "here")
     assert resolve_model(load(None, {"model.path": "org/name"})) == "org/name"  # a hub name passes through
+
+
+def test_auto_dtype_is_bfloat16_only_where_there_are_bf16_matrix_units():
+    from rltrain.config.hardware import fast_dtype
+
+    amx = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    avx512_only = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n"
+    assert fast_dtype(amx, has_gpu=False) == "bfloat16"
+    assert fast_dtype(avx512_only, has_gpu=False) == "float32"
+    assert fast_dtype(avx512_only, has_gpu=True) == "bfloat16"
+    assert fast_dtype("", has_gpu=False) == "float32"
+    cfg = load(None, {"model.dtype": "auto"})
+    assert cfg.model.dtype == fast_dtype()  # resolved at load: the run's config.yaml records the choice

@@ -31,8 +31,18 @@ class ModelConfig(Section):
 
     path: str | None = None
     size: Literal["tiny", "small"] = "tiny"  # embedded default only
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    # compute precision of the learner and (rollout.dtype auto) the engines; the learner keeps fp32 master
+    # weights. auto: bfloat16 where this machine has bf16 matrix units (a GPU, AMX on the CPU), else float32;
+    # resolved when the config is loaded, so config.yaml records the choice (rltrain/config/hardware.py)
+    dtype: Literal["auto", "float32", "bfloat16"] = "float32"
     gradient_checkpointing: bool = False
+
+    @field_validator("dtype")
+    @classmethod
+    def _resolve_auto_dtype(cls, v: str) -> str:
+        from rltrain.config.hardware import fast_dtype
+
+        return fast_dtype() if v == "auto" else v
 
 
 class DataConfig(Section):
