@@ -90,12 +90,14 @@ def phase_report(metrics: list[dict], params: int, weight_bytes: int, limits: di
     decode_memory = mean("rollout/response_length_max") * weight_bytes / (limits["memory_read_gbs"] * 1e9)
     decode_bound = max(decode_compute, decode_memory)
     learner_tflops = 6 * params * tokens / update / 1e12
+    best_peak = max(limits["matmul_bf16_tflops"], limits["matmul_fp32_tflops"])  # without AMX fp32 is the faster
     return {
         "step_s": step, "gen_s": gen, "update_s": update, "logprob_passes_s": passes, "weight_sync_s": sync,
         "tokens_in_batch": tokens, "generated_tokens": generated,
         "rollout_tokens_per_s": generated / gen, "decode_bound_s": decode_bound, "rollout_vs_bound": gen / decode_bound,
         "learner_tokens_per_s": tokens / update, "learner_tflops": learner_tflops,
         "learner_vs_peak": limits["matmul_bf16_tflops"] / learner_tflops,
+        "learner_vs_best_peak": best_peak / learner_tflops,
         "sync_gbs": mean("sync/bytes") / max(mean("timing_s/weight_sync"), 1e-9) / 1e9,
         "sync_share": sync / step, "overhead_share": (step - gen - passes - update - sync) / step,
         "learner_peak_rss_mb": max(m.get("perf/learner_peak_rss_mb", 0.0) for m in metrics),
@@ -188,7 +190,12 @@ def main() -> int:
     print(json.dumps({"decode_lever": record["decode_lever"]}), flush=True)
     record["head_lever"] = head_lever()
     print(json.dumps({"head_lever": record["head_lever"]}), flush=True)
-    record["machine"] = {"cpus": os.cpu_count(), "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    from rltrain.config.hardware import cpu_flags, fast_dtype
+
+    flags = cpu_flags()
+    record["machine"] = {"cpus": os.cpu_count(), "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                         "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
+                         "model_dtype_auto": fast_dtype()}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(args.out)
     return 0

@@ -116,8 +116,9 @@ def run_rltrain(size: str, model: str, spec: dict, steps: int, workdir: Path, na
         metrics = [trainer.step() for _ in range(steps)]
     finally:
         trainer.close()
-    keys = sorted({k for m in metrics for k in m if k.startswith(("timing_s/", "perf/", "sync/"))}
-            | {"rollout/response_length_mean"})
+    keys = sorted({k for m in metrics for k, v in m.items()
+                   if k.startswith(("timing_s/", "perf/", "sync/")) and isinstance(v, (int, float))}
+                  | {"rollout/response_length_mean"})
     tail = metrics[2:] or metrics
     return [m["timing_s/step"] for m in metrics], {k: statistics.mean(m.get(k, 0.0) for m in tail) for k in keys}
 
@@ -191,7 +192,10 @@ def main() -> int:
                     v["vs"] = base
                     v["ratio"] = v["step_s"] / r["variants"][base]["step_s"]
                     print(f"{size} {name}: {v['ratio']:.2f}x {base}", flush=True)
-    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    from rltrain.config.hardware import cpu_flags
+
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                          "amx_bf16": "amx_bf16" in cpu_flags(), "avx512_bf16": "avx512_bf16" in cpu_flags()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(out)
