@@ -79,3 +79,14 @@ def test_uniform_sampling_and_state_round_trip():
     assert a == b and len(a) == 4 and all(len(set(keys)) == 1 for keys in a)  # the RNG came back too
     with pytest.raises(ValueError, match="sampling"):
         ReplayBuffer(1, 1, sampling="oldest")
+
+
+def test_the_critic_trains_on_the_rows_that_have_returns():
+    from rltrain.driver.critic import rows_with_returns
+
+    batch = _prepared(step=1, version=1)  # 4 rows
+    assert rows_with_returns(batch) is batch  # nothing replayed: every row
+    batch.replayed = torch.tensor([True, False, True, False])
+    batch.returns = torch.arange(len(batch), dtype=torch.float32).view(-1, 1).expand(-1, batch.response_ids.shape[1])
+    fresh = rows_with_returns(batch)  # replayed rows keep stored advantages; their returns were left at zero
+    assert len(fresh) == 2 and fresh.returns[:, 0].tolist() == [1.0, 3.0]

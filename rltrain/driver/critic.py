@@ -29,11 +29,20 @@ def policy_frozen(cfg: CriticConfig, critic: RankGroup | None, step: int) -> boo
     return critic is not None and step <= cfg.policy_frozen_steps
 
 
+def rows_with_returns(batch: RolloutBatch) -> RolloutBatch:
+    """The rows the advantage stage computed returns for: all but replayed ones (a replayed row keeps
+    the advantages stored when it was generated, and its `returns` are left at zero)."""
+    if batch.replayed is None or not bool(batch.replayed.any()):
+        return batch
+    return batch.index((~batch.replayed.bool()).nonzero(as_tuple=True)[0])
+
+
 def update_critic(critic: RankGroup, batch: RolloutBatch, cfg: CriticConfig) -> dict[str, float]:
-    """`critic.epochs` passes of `critic.mini_batches` optimizer steps on (values, returns)."""
+    """`critic.epochs` passes of `critic.mini_batches` optimizer steps on (values, returns), fresh rows only."""
     if batch.returns is None or batch.values is None:
         raise ValueError("the critic trains on `values` and `returns`; the advantage stage wrote no returns "
                          "(use an advantage that does, e.g. gae)")
+    batch = rows_with_returns(batch)
     metrics: list[dict[str, float]] = []
     for _ in range(cfg.epochs):
         for idx in minibatch_slices(batch, cfg.mini_batches, False):

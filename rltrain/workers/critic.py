@@ -4,9 +4,9 @@ The model is the policy's backbone (or `critic.path`'s) without its output layer
 initialised to zero (values start at 0). When `critic.path` is a reward model (a sequence classifier
 with one output, e.g. launch/train_rm.py's export), the critic starts from the whole reward model:
 its backbone and its score head, as InstructGPT initialises the value function from the RM (Ouyang
-et al. 2022, sec. 3.5) and OpenRLHF's critic loads its reward model's head. Row layout as the learner's (rltrain/workers/logprobs.py):
-the value of the state before response token t is read at position `resp_start - 1 + t`, the
-position whose logits predict token t. Its objective is the clipped value loss (algorithms/ppo.py)
+et al. 2022, sec. 3.5) and OpenRLHF's critic loads its reward model's head. Row layout as the
+learner's (rltrain/workers/logprobs.py): the value of the state before response token t is read at
+position `resp_start - 1 + t`, the position whose logits predict token t. Its objective is the clipped value loss (algorithms/ppo.py)
 against the batch's `returns`, weighted by 1 / (the mini-batch's response tokens): the sum over
 micro-batches and ranks is the token mean of the whole mini-batch whatever the split, the same
 invariance the policy loss has. Everything else (DeepSpeed set-up, micro-batch accumulation, the
@@ -23,7 +23,7 @@ from rltrain.workers.learner import Learner
 
 
 class ValueModel(torch.nn.Module):
-    """A decoder backbone and a zero-initialised linear head: (N,L) inputs -> (N,L) values."""
+    """A decoder backbone and a linear head (zero, or a reward model's): (N,L) inputs -> (N,L) values."""
 
     def __init__(self, backbone: torch.nn.Module, hidden_size: int, head: torch.nn.Linear | None = None) -> None:
         super().__init__()
