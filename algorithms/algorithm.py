@@ -135,7 +135,7 @@ class DriverAlgorithm:
             adv, metrics = self.advantage.compute(b)
             b.advantages = adv.to(torch.float32)
             return metrics
-        fresh_rows = (~b.replayed.bool()).nonzero(as_tuple=True)[0]
+        fresh_rows = b.fresh_rows()
         fresh = b.index(fresh_rows)
         adv, metrics = self.advantage.compute(fresh)
         fresh.advantages = adv.to(torch.float32)

@@ -152,6 +152,11 @@ class RolloutBatch:
         """Every tensor on `device` (no copy for tensors already there)."""
         return dataclasses.replace(self, **self._map_rows(lambda _, t: t.to(device)))
 
+    def fresh_rows(self) -> torch.Tensor:
+        """Indices of the rows generated for this step (not `replayed` from the buffer)."""
+        fresh = torch.ones(len(self), dtype=torch.bool) if self.replayed is None else ~self.replayed.bool()
+        return fresh.nonzero(as_tuple=True)[0]
+
     def index(self, idx) -> "RolloutBatch":
         """Rows `idx` (LongTensor, list of ints, bool mask or slice) of every per-row field."""
         n = len(self)

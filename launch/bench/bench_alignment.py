@@ -65,9 +65,9 @@ def rm_on_policy_samples(rm_path: str, n_prompts: int = 64, n_samples: int = 8, 
     rows = make_rows("rev4", "test", n_prompts, seed=seed + 7)
     samples = _sample(model, tok, [r["prompt"] for r in rows], n_samples, 1.0, 8)
     texts = [text for text, _ in samples]
-    prompts = [r["prompt"] for r in rows for _ in range(n_samples)]
-    correct = torch.tensor([float(is_correct(t, r["answer"])) for t, r in zip(texts, (r for r in rows for _ in range(n_samples)))])
-    scores = torch.tensor(rewards.load("reward_model", model_path=rm_path)(prompts, texts))
+    per_sample = [r for r in rows for _ in range(n_samples)]  # prompt-major, as _sample returns them
+    correct = torch.tensor([float(is_correct(t, r["answer"])) for t, r in zip(texts, per_sample)])
+    scores = torch.tensor(rewards.load("reward_model", model_path=rm_path)([r["prompt"] for r in per_sample], texts))
     won = total = 0
     for i in range(n_prompts):
         c, s = correct[i * n_samples:(i + 1) * n_samples], scores[i * n_samples:(i + 1) * n_samples]

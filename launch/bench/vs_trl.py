@@ -194,8 +194,9 @@ def main() -> int:
                     print(f"{size} {name}: {v['ratio']:.2f}x {base}", flush=True)
     from rltrain.config.hardware import cpu_flags
 
+    flags = cpu_flags()
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                          "amx_bf16": "amx_bf16" in cpu_flags(), "avx512_bf16": "avx512_bf16" in cpu_flags()}
+                          "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(out)

@@ -34,7 +34,7 @@ def rows_with_returns(batch: RolloutBatch) -> RolloutBatch:
     the advantages stored when it was generated, and its `returns` are left at zero)."""
     if batch.replayed is None or not bool(batch.replayed.any()):
         return batch
-    return batch.index((~batch.replayed.bool()).nonzero(as_tuple=True)[0])
+    return batch.index(batch.fresh_rows())
 
 
 def update_critic(critic: RankGroup, batch: RolloutBatch, cfg: CriticConfig) -> dict[str, float]:

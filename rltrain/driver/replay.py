@@ -61,10 +61,9 @@ class ReplayBuffer:
     def add(self, batch: RolloutBatch) -> int:
         """Store the rows of a prepared batch that were not replayed (fresh samples, with their
         advantages); returns how many samples were added."""
-        fresh = torch.ones(len(batch), dtype=torch.bool) if batch.replayed is None else ~batch.replayed.bool()
         gid_map: dict[int, int] = {}
         added = 0
-        for i in fresh.nonzero(as_tuple=True)[0].tolist():
+        for i in batch.fresh_rows().tolist():
             n = int(batch.response_mask[i].sum())
             start = int(batch.resp_start[i])
             gid = int(batch.group_ids[i])

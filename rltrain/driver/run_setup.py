@@ -47,11 +47,13 @@ def resolve_model(cfg: Config) -> str:
     if cfg.model.path == smollm2.NAME:
         return str(smollm2.ensure_smollm2())
     if cfg.model.path:
-        looks_local = cfg.model.path.startswith(("/", "./", "../", "~")) or cfg.model.path.count("/") > 1
-        if looks_local and not Path(cfg.model.path).expanduser().is_dir():
+        if not (cfg.model.path.startswith(("/", "./", "../", "~")) or cfg.model.path.count("/") > 1):
+            return cfg.model.path  # a hub name: 'name' or 'org/name'
+        local = Path(cfg.model.path).expanduser()
+        if not local.is_dir():
             raise ConfigError(f"model.path={cfg.model.path!r}: no such model directory (a local path; a hub name "
                               "is 'name' or 'org/name', and nothing is downloaded at run time without network)")
-        return str(Path(cfg.model.path).expanduser()) if looks_local else cfg.model.path
+        return str(local)
     from rltrain.toy.warm_start import ensure_default_model
 
     return str(ensure_default_model(task=_task_name(cfg), size=cfg.model.size, verbose=True))

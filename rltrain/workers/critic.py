@@ -6,8 +6,9 @@ with one output, e.g. launch/train_rm.py's export), the critic starts from the w
 its backbone and its score head, as InstructGPT initialises the value function from the RM (Ouyang
 et al. 2022, sec. 3.5) and OpenRLHF's critic loads its reward model's head. Row layout as the
 learner's (rltrain/workers/logprobs.py): the value of the state before response token t is read at
-position `resp_start - 1 + t`, the position whose logits predict token t. Its objective is the clipped value loss (algorithms/ppo.py)
-against the batch's `returns`, weighted by 1 / (the mini-batch's response tokens): the sum over
+position `resp_start - 1 + t`, the position whose logits predict token t. Its objective is the
+clipped value loss (algorithms/ppo.py) against the batch's `returns`, weighted by 1 / (the
+mini-batch's response tokens): the sum over
 micro-batches and ranks is the token mean of the whole mini-batch whatever the split, the same
 invariance the policy loss has. Everything else (DeepSpeed set-up, micro-batch accumulation, the
 non-finite skip, checkpoints) is the learner's code.
