@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-PRECISION = {"model.dtype": "bfloat16", "rollout.dtype": "bfloat16"}  # bf16 compute, fp32 master weights
+# Evaluation: 64 test prompts x 2 samples at the training temperature (pass@1 and pass@2) plus one greedy
+# completion each; the precision is the config's (`auto`: bf16 only where the machine has bf16 matrix units)
+EVAL = {"data.n_test": 64, "eval.max_prompts": 64, "eval.n_samples": 2, "eval.greedy": True}
 VARIANTS: dict[str, dict] = {
     "grpo": {},
     "lora": {"learner.lora.rank": 16, "learner.lora.alpha": 32, "learner.lr": 1e-4},
@@ -47,16 +49,24 @@ def _alt_eval(trainer) -> float:
                     ec.correct_threshold, seed=trainer.cfg.trainer.seed + 4242)["eval/pass@1"]
 
 
+def _point(trainer, samples: float, train_s: float) -> dict:
+    """One point of the learning curve: sampled pass@1 and pass@2, greedy pass@1, mean response length."""
+    m = trainer.evaluate()
+    return {"step": trainer.step_idx, "samples": samples, "train_s": round(train_s, 1), "pass@1": m["eval/pass@1"],
+            "pass@2": m.get("eval/pass@2"), "greedy": m.get("eval/greedy_pass@1"),
+            "response_len": m.get("eval/response_length_mean")}
+
+
 def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
     from rltrain.config import load
     from rltrain.driver.trainer import Trainer
 
-    over = {**PRECISION, **VARIANTS[name], "trainer.seed": seed, "trainer.steps": 10_000,
+    over = {**EVAL, **VARIANTS[name], "trainer.seed": seed, "trainer.steps": 10_000,
             "trainer.output_dir": str(ROOT / "runs" / "bench_real_model"),
             "trainer.run_name": f"{name}_s{seed}_{time.strftime('%H%M%S')}"}
     trainer = Trainer(load(str(ROOT / "configs" / "smollm2_gsm.yaml"), over))
     try:
-        curve = [{"step": 0, "samples": 0, "train_s": 0.0, "pass@1": trainer.evaluate()["eval/pass@1"]}]
+        curve = [_point(trainer, 0, 0.0)]
         alt_before = _alt_eval(trainer)
         train_s, samples, steps = 0.0, 0.0, []
         while train_s < 60 * minutes:
@@ -67,11 +77,9 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
             steps.append({k: m.get(k) for k in ("timing_s/step", "timing_s/gen", "timing_s/update", "rollout/reward_mean",
                                                  "perf/learner_peak_rss_mb", "actor/entropy")})
             if trainer.step_idx % eval_every == 0:
-                curve.append({"step": trainer.step_idx, "samples": samples, "train_s": round(train_s, 1),
-                              "pass@1": trainer.evaluate()["eval/pass@1"]})
+                curve.append(_point(trainer, samples, train_s))
         if curve[-1]["step"] != trainer.step_idx:
-            curve.append({"step": trainer.step_idx, "samples": samples, "train_s": round(train_s, 1),
-                          "pass@1": trainer.evaluate()["eval/pass@1"]})
+            curve.append(_point(trainer, samples, train_s))
         alt_after = _alt_eval(trainer)
     finally:
         trainer.close()
