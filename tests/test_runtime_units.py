@@ -92,6 +92,10 @@ def test_micro_batch_plan_buckets_rows_by_length():
     groups = torch.tensor([0, 0, 1, 1, 2, 2])
     order, cuts = plan_micro_batches(lengths, groups, max_rows=4)
     assert order.tolist() == [0, 1, 2, 3, 4, 5] and cuts == [0, 4, 6]
+    # split_groups (shared prompts): groups ranked 9, 8, 7, rows longest first inside each -> 1, 0, 3, 2, 5, 4,
+    # cut every 3 rows: the middle group straddles the cut
+    order, cuts = plan_micro_batches(lengths, groups, max_rows=3, split_groups=True)
+    assert order.tolist() == [1, 0, 3, 2, 5, 4] and cuts == [0, 3, 6]
     assert plan_micro_batches(torch.zeros(0), None, 4) [1] == [0]
 
 
@@ -280,3 +284,42 @@ def test_learner_kernels_compute_the_same_logprobs_and_gradient(default_model):
     for logp, grad in results[1:]:
         assert torch.allclose(logp, results[0][0], atol=1e-5)
         assert torch.allclose(grad, results[0][1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attn,compiled", [("sdpa", False), ("eager", False), ("eager", True)])
+def test_shared_prompts_give_the_per_row_logprobs_and_gradient(default_model, attn, compiled):
+    """`share_prompts`: a prompt that several rows share runs once, the responses attend to its cached
+    keys/values; log-probs, entropies and gradients equal the per-row computation. Two groups with
+    prompts of different lengths (the shorter one's padding slots masked) and a row with its own prompt."""
+    from transformers import AutoModelForCausalLM
+
+    from rltrain.workers.learner import compile_decoder_layers
+    from rltrain.workers.logprobs import _unique_prompts
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32, attn_implementation=attn)
+    if compiled:
+        compile_decoder_layers(model)
+    a, b, c = [3, 4, 5, 6, 7], [8, 9], [10, 11, 12]
+    prompts = [a, a, b, a, b, c]
+    responses = [torch.randint(3, 30, (k,)).tolist() for k in (4, 1, 6, 3, 2, 5)]
+    packed = pack_rows(prompts, responses, pad_id=0)
+    which, owners = _unique_prompts(packed["input_ids"], packed["resp_start"])
+    assert which.tolist() == [0, 0, 1, 0, 1, 2] and owners == [0, 2, 5]
+    mask = packed["response_mask"]
+    weights = torch.randn(mask.shape) * mask
+    results, tokens_in = [], []
+    model.get_input_embeddings().register_forward_hook(lambda m, args, out: tokens_in.append(args[0].numel()))
+    for share in (False, True):
+        model.zero_grad()
+        logp, ent = response_logprobs(model, packed["input_ids"], packed["attention_mask"], packed["resp_start"],
+                                      packed["response_ids"], 0.8, True, share_prompts=share)
+        ((logp * weights).sum() + (ent * weights).sum()).backward()
+        results.append((logp.detach(), ent.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    (logp0, ent0, grad0), (logp1, ent1, grad1) = results
+    # per row: 6 rows x 9 columns (the longest row: 5 + 4); shared: 3 unique prompts x 5 columns, then 6 responses x 6 columns
+    assert tokens_in == [54, 15, 36]
+    assert (logp1[mask == 0] == 0).all()
+    assert torch.allclose(logp1, logp0, atol=1e-5) and torch.allclose(ent1, ent0, atol=1e-5)
+    assert torch.allclose(grad1, grad0, atol=1e-5, rtol=1e-4)
+    assert _unique_prompts(packed["input_ids"][[0, 2, 5]], packed["resp_start"][[0, 2, 5]]) is None  # all distinct

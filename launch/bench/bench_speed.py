@@ -15,7 +15,11 @@
      overhead  step time not in those phases (collection, rewards, the driver), as a share of the step.
 3. Levers, each on and off in the same process: the lean decode loop vs transformers `generate`
    (32 x 128 tokens), the chunked output layer vs full-vocabulary logits (forward + backward of 8
-   rows, time and peak memory in a fresh process each).
+   rows, time and peak memory in a fresh process each); shared prompts vs one prompt per row (forward +
+   backward of a 8 x 4 batch of real chat prompts with long or short responses in micro-batches of 8,
+   the learner's planner and log-prob path, the machine's fast dtype, alternating in one process).
+
+    .venv/bin/python launch/bench/bench_speed.py --parts levers   # only the levers (~5 minutes)
 """
 
 from __future__ import annotations
@@ -170,34 +174,96 @@ def head_lever() -> dict[str, float]:
     return out
 
 
+PROMPT_PROBE = """
+import json, statistics, sys, time, torch
+sys.path.insert(0, {root!r})
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from rltrain.config.hardware import fast_dtype
+from rltrain.data import render_prompt
+from rltrain.data.word_problems import make_word_problem_rows
+from rltrain.toy.smollm2 import ensure_smollm2
+from rltrain.workers.logprobs import pack_rows, response_logprobs
+from rltrain.workers.sharding import plan_micro_batches
+torch.set_num_threads(2)
+path = str(ensure_smollm2())
+tok = AutoTokenizer.from_pretrained(path)
+m = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, fast_dtype()), attn_implementation="eager")
+g = torch.Generator().manual_seed(0)
+prompts = [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"]
+           for r in make_word_problem_rows("train", 8, 1)]
+low, high, capped = {lengths}
+lengths = [high if torch.rand(1, generator=g) < capped else int(torch.randint(low, high, (1,), generator=g))
+           for _ in range(32)]
+packed = pack_rows([prompts[i // 4] for i in range(32)],
+                   [torch.randint(100, 30000, (n,), generator=g).tolist() for n in lengths], 0)
+def step(share):
+    groups = torch.arange(8).repeat_interleave(4) if share else None
+    order, cuts = plan_micro_batches(packed["attention_mask"].sum(-1), groups, 8, split_groups=True)
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        i = order[a:b]
+        lp, _ = response_logprobs(m, packed["input_ids"][i], packed["attention_mask"][i], packed["resp_start"][i],
+                                  packed["response_ids"][i], 0.7, False, share_prompts=share)
+        (lp * packed["response_mask"][i]).sum().backward()
+    m.zero_grad(set_to_none=True)
+times = {{False: [], True: []}}
+for r in range(4):  # round 0 warms up; the others alternate, so drift hits both ways alike
+    for share in (False, True):
+        t0 = time.perf_counter(); step(share); r and times[share].append(time.perf_counter() - t0)
+print(json.dumps({{"per_row_s": statistics.median(times[False]), "shared_s": statistics.median(times[True]),
+                  "tokens": int(packed["attention_mask"].sum()), "dtype": fast_dtype()}}))
+"""
+
+# response lengths (low, high, share at the cap `high`): as the real-model run starts (146 tokens on
+# average at 192: many capped) and after it learned (47 tokens on average), docs/real_model.md
+PROMPT_LEVER_LENGTHS = {"long_responses": (40, 128, 0.3), "short_responses": (20, 80, 0.0)}
+
+
+def prompt_lever() -> dict[str, dict[str, float]]:
+    """Forward + backward of a 32-row batch (8 prompts x 4 samples), each row running its prompt or the
+    rows of a group sharing it, alternating in one process (medians of 3 rounds after a warm-up), for
+    long and for short responses."""
+    out: dict[str, dict[str, float]] = {}
+    for regime, lengths in PROMPT_LEVER_LENGTHS.items():
+        res = subprocess.run([sys.executable, "-c", PROMPT_PROBE.format(root=str(ROOT), lengths=lengths)],
+                             capture_output=True, text=True, check=True)
+        out[regime] = {"lengths": list(lengths), **json.loads(res.stdout.strip().splitlines()[-1])}
+        out[regime]["shared_speedup"] = out[regime]["per_row_s"] / out[regime]["shared_s"]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", default=str(ROOT / "docs" / "speed.json"))
+    p.add_argument("--parts", nargs="+", choices=["phases", "levers"], default=["phases", "levers"],
+                   help="what to measure (the limits always); a part not run keeps its entries in --out")
     args = p.parse_args()
-    import ray
-
-    ray.init(include_dashboard=False, log_to_driver=False)
-    limits = machine_limits()
+    out = Path(args.out)
+    record: dict = json.loads(out.read_text()) if out.exists() else {}
+    record["limits"] = limits = machine_limits()
     print(json.dumps({"limits": limits}), flush=True)
-    record: dict = {"limits": limits, "phases": {}}
-    for name, over in (("no_kl", {"algorithm.regularizer": {"name": "none"}}), ("kl", {})):
-        metrics, params, weight_bytes = run_steps(args.steps, over)
-        record["phases"][name] = phase_report(metrics, params, weight_bytes, limits)
-        record["params"] = params
-        print(json.dumps({name: record["phases"][name]}), flush=True)
-    record["decode_lever"] = decode_lever()
-    print(json.dumps({"decode_lever": record["decode_lever"]}), flush=True)
-    record["head_lever"] = head_lever()
-    print(json.dumps({"head_lever": record["head_lever"]}), flush=True)
+    if "phases" in args.parts:
+        import ray
+
+        ray.init(include_dashboard=False, log_to_driver=False)
+        record["phases"] = {}
+        for name, over in (("no_kl", {"algorithm.regularizer": {"name": "none"}}), ("kl", {})):
+            metrics, params, weight_bytes = run_steps(args.steps, over)
+            record["phases"][name] = phase_report(metrics, params, weight_bytes, limits)
+            record["params"] = params
+            print(json.dumps({name: record["phases"][name]}), flush=True)
+    if "levers" in args.parts:
+        for name, lever in (("decode_lever", decode_lever), ("head_lever", head_lever), ("prompt_lever", prompt_lever)):
+            record[name] = lever()
+            print(json.dumps({name: record[name]}), flush=True)
     from rltrain.config.hardware import cpu_flags, fast_dtype
 
     flags = cpu_flags()
     record["machine"] = {"cpus": os.cpu_count(), "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                          "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
                          "model_dtype_auto": fast_dtype()}
-    Path(args.out).write_text(json.dumps(record, indent=2))
-    print(args.out)
+    out.write_text(json.dumps(record, indent=2))
+    print(out)
     return 0
 
 

@@ -18,6 +18,7 @@ same learner precision, and the last line gives rltrain's best step time over TR
 Variants:
   trl_fp32 / trl_bf16     TRL GRPOTrainer, float32 / `bf16=True`
   sync_fp32               rltrain, generate then update (as TRL does), all float32
+  sync_fp32_unshared      sync_fp32 with every row running its own prompt (learner.share_prompts false)
   one_step_off_fp32       rltrain, the next batch generates while this one updates (cores split)
   sync_bf16_engine        rltrain sync, rollout engine in bfloat16, learner in float32
   sync_bf16               rltrain sync, engine and learner (DeepSpeed bf16) in bfloat16
@@ -85,6 +86,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "trl_fp32": ("trl", {"bf16": False}, ""),
     "trl_bf16": ("trl", {"bf16": True}, ""),
     "sync_fp32": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32"}, "trl_fp32"),
+    "sync_fp32_unshared": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32",
+                                       "learner.share_prompts": False}, "trl_fp32"),
     "one_step_off_fp32": ("rltrain", {"trainer.schedule": "one_step_off", "model.dtype": "float32"}, "trl_fp32"),
     "sync_bf16_engine": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32", "rollout.dtype": "bfloat16"},
                          "trl_fp32"),

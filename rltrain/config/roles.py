@@ -46,6 +46,9 @@ class LearnerConfig(Section):
     # torch.compile each decoder layer (one compiled graph shared by all layers, dynamic shapes): the
     # first steps pay the compilation (~20-40 s on 2 cores); ZeRO-0/1/2 only
     compile_layers: bool = False
+    # rows that share a prompt (a group's samples) run it once: the responses attend to its cached
+    # keys/values (rltrain/workers/logprobs.py); the same log-probs and gradients on fewer tokens
+    share_prompts: bool = True
     lora: LoRAConfig = Field(default_factory=LoRAConfig)
 
     @model_validator(mode="after")

@@ -260,7 +260,7 @@ class Trainer:
                     mb.cur_logp = self._learner_logprobs(mb, with_entropy=False)[0]
                 mb, hook_metrics = self.algo.prepare_minibatch(mb)
                 step_metrics = update_minibatch(self.actors.learners, mb, lc.micro_batch_size, aligned,
-                                                lc.max_tokens_per_micro_batch)
+                                                lc.max_tokens_per_micro_batch, lc.share_prompts)
                 metrics.append({**hook_metrics, **step_metrics})
         return {k: sum(m.get(k, 0.0) for m in metrics) / len(metrics) for k in metrics[-1]}
 

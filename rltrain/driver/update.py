@@ -9,13 +9,14 @@ from rltrain.workers.sharding import rank_micro_batches, shard_for_ranks
 
 
 def update_minibatch(learners: RankGroup, mb: RolloutBatch, micro_batch_size: int, group_aligned: bool,
-                     max_tokens: int = 0) -> dict[str, float]:
+                     max_tokens: int = 0, share_prompts: bool = False) -> dict[str, float]:
     """One optimizer step on `mb`: shard rows over the learner ranks, bucket each shard's rows by
-    length into micro-batches (row and token caps; the same count on every rank), train, and reduce
-    the algorithm metrics exactly."""
+    length into micro-batches (row and token caps; the same count on every rank; a group's rows
+    adjacent when the learners share prompts), train, and reduce the algorithm metrics exactly."""
     shards = shard_for_ranks(len(mb), len(learners), mb.group_ids if group_aligned else None)
     ranks = learners.call_each("train_minibatch",
-                               rank_micro_batches(mb, shards, micro_batch_size, max_tokens, group_aligned))
+                               rank_micro_batches(mb, shards, micro_batch_size, max_tokens, group_aligned,
+                                                                  share_prompts))
     out = algorithms.reduce_metrics([m for r in ranks for m in r["algo"]])
     out["actor/grad_norm"] = ranks[0]["actor/grad_norm"]
     out["actor/lr"] = ranks[0]["actor/lr"]

@@ -100,7 +100,7 @@ class Learner:
     def _forward(self, mb, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         return response_logprobs(self.engine, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
                                  mb.resp_start.to(self.device), mb.response_ids.to(self.device), self.temperature,
-                                 with_entropy)
+                                 with_entropy, share_prompts=self.cfg.share_prompts)
 
     @torch.no_grad()
     def compute_logprobs(self, batch, with_entropy: bool) -> dict[str, Any]:
@@ -111,7 +111,8 @@ class Learner:
         self.engine.eval()
         logp = torch.zeros(batch.response_ids.shape)
         ent = torch.zeros(batch.response_ids.shape) if with_entropy else None
-        for idx in inference_chunks(batch, self.cfg.micro_batch_size, self.cfg.max_tokens_per_micro_batch):
+        for idx in inference_chunks(batch, self.cfg.micro_batch_size, self.cfg.max_tokens_per_micro_batch,
+                                    self.cfg.share_prompts):
             mb_logp, mb_ent = self._forward(batch.index(idx), with_entropy)
             logp[idx] = mb_logp.cpu()
             if ent is not None:

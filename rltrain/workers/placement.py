@@ -194,7 +194,8 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
     if need_reference:
         reference = RankGroup([ray.remote(Reference).options(**opts(roles.index("reference")), runtime_env=env).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
-            cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation)])
+            cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation,
+            cfg.learner.share_prompts)])
     critic = _start_critic(cfg, model_path, roles, opts, pg, first, env, learn_threads) if need_critic else None
     numbered = [(role, roles[:b].count(role)) for b, role in enumerate(roles)]
     group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,

@@ -41,12 +41,13 @@ def minibatch_slices(batch, mini_batches: int, group_aligned: bool) -> list[torc
 
 
 def plan_micro_batches(lengths: torch.Tensor, group_ids: torch.Tensor | None, max_rows: int,
-                       max_tokens: int = 0) -> tuple[torch.Tensor, list[int]]:
+                       max_tokens: int = 0, split_groups: bool = False) -> tuple[torch.Tensor, list[int]]:
     """(order, cuts): rows reordered longest first, cut into micro-batches of at most `max_rows` rows
     and, when `max_tokens` > 0, at most `max_tokens` padded tokens (rows x longest row), so little
     compute goes to padding. With `group_ids` whole groups move together (sorted by their longest row;
-    a group larger than `max_rows` stays whole). An item alone over the token budget gets its own
-    micro-batch."""
+    a group larger than `max_rows` stays whole), or with `split_groups` a group's rows stay adjacent
+    (longest first) but a cut may fall inside it (shared prompts: rltrain/workers/logprobs.py). An item
+    alone over the token budget gets its own micro-batch."""
     if len(lengths) == 0:
         return torch.zeros(0, dtype=torch.long), [0]
     if group_ids is None:
@@ -55,24 +56,28 @@ def plan_micro_batches(lengths: torch.Tensor, group_ids: torch.Tensor | None, ma
         starts = [0] + [i for i in range(1, len(group_ids)) if group_ids[i] != group_ids[i - 1]] + [len(group_ids)]
         items = [list(range(a, b)) for a, b in zip(starts[:-1], starts[1:])]
     longest = [int(lengths[item].max()) for item in items]
+    ranked = [items[k] for k in sorted(range(len(items)), key=lambda k: -longest[k])]  # stable: ties keep order
+    if split_groups:
+        ranked = [[i] for item in ranked for i in sorted(item, key=lambda i: -int(lengths[i]))]
     order, cuts, rows, width = [], [0], 0, 0
-    for k in sorted(range(len(items)), key=lambda k: -longest[k]):  # stable: ties keep their order
-        size = len(items[k])
+    for item in ranked:
+        size, item_width = len(item), int(lengths[item].max())
         over_rows = rows + size > max_rows
-        over_tokens = max_tokens > 0 and (rows + size) * max(width, longest[k]) > max_tokens
+        over_tokens = max_tokens > 0 and (rows + size) * max(width, item_width) > max_tokens
         if rows and (over_rows or over_tokens):
             cuts.append(len(order))
             rows, width = 0, 0
-        order += items[k]
-        rows, width = rows + size, max(width, longest[k])
+        order += item
+        rows, width = rows + size, max(width, item_width)
     if order:
         cuts.append(len(order))
     return torch.tensor(order, dtype=torch.long), cuts
 
 
 def rank_micro_batches(batch, shards: list[torch.Tensor], max_rows: int, max_tokens: int,
-                       group_aligned: bool) -> list[tuple[object, list[int]]]:
-    """Per rank: (its rows in micro-batch order, cut points). Every rank gets the same number of
+                       group_aligned: bool, share_prompts: bool = False) -> list[tuple[object, list[int]]]:
+    """Per rank: (its rows in micro-batch order, cut points); whole groups per micro-batch when
+    `group_aligned`, a group's rows adjacent when `share_prompts`. Every rank gets the same number of
     micro-batches (DeepSpeed's accumulation steps): a rank with fewer runs extra one-row micro-batches
     of a zero-weight copy of row 0, which add nothing to loss or gradient."""
     from algorithms import RolloutBatch
@@ -80,8 +85,8 @@ def rank_micro_batches(batch, shards: list[torch.Tensor], max_rows: int, max_tok
     lengths = batch.attention_mask.sum(-1)
     plans = []
     for idx in shards:
-        order, cuts = plan_micro_batches(lengths[idx], batch.group_ids[idx] if group_aligned else None,
-                                         max_rows, max_tokens)
+        groups = batch.group_ids[idx] if group_aligned or share_prompts else None
+        order, cuts = plan_micro_batches(lengths[idx], groups, max_rows, max_tokens, not group_aligned)
         plans.append((idx[order] if len(idx) else idx, cuts))
     n_micro = max(1, max(len(cuts) - 1 for _, cuts in plans))
     out = []
@@ -97,7 +102,9 @@ def rank_micro_batches(batch, shards: list[torch.Tensor], max_rows: int, max_tok
     return out
 
 
-def inference_chunks(batch, max_rows: int, max_tokens: int) -> list[torch.Tensor]:
-    """Index sets for a forward-only pass (log-probs): rows bucketed by length under the same caps."""
-    order, cuts = plan_micro_batches(batch.attention_mask.sum(-1), None, max_rows, max_tokens)
+def inference_chunks(batch, max_rows: int, max_tokens: int, share_prompts: bool = False) -> list[torch.Tensor]:
+    """Index sets for a forward-only pass (log-probs): rows bucketed by length under the same caps (a
+    group's rows adjacent when `share_prompts`)."""
+    order, cuts = plan_micro_batches(batch.attention_mask.sum(-1), batch.group_ids if share_prompts else None,
+                                     max_rows, max_tokens, split_groups=True)
     return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]

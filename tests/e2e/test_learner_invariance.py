@@ -23,11 +23,14 @@ from rltrain.workers.placement import free_port
 pytestmark = pytest.mark.e2e
 
 
-def _batch(vocab: int, n_groups: int = 4, group: int = 5) -> RolloutBatch:
+def _batch(vocab: int, n_groups: int = 4, group: int = 5, shared_prompts: bool = False) -> RolloutBatch:
+    """Random rows; with `shared_prompts` a group's rows share one prompt (as GRPO's samples do)."""
     g = torch.Generator().manual_seed(0)
     n = n_groups * group
     prompts = [torch.randint(3, vocab, (int(torch.randint(2, 6, (1,), generator=g)),), generator=g).tolist()
                for _ in range(n)]
+    if shared_prompts:
+        prompts = [prompts[i - i % group] for i in range(n)]
     responses = [torch.randint(3, vocab, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g).tolist()
                  for _ in range(n)]
     packed = pack_rows(prompts, responses, pad_id=0)
@@ -38,8 +41,10 @@ def _batch(vocab: int, n_groups: int = 4, group: int = 5) -> RolloutBatch:
         input_ids=packed["input_ids"], attention_mask=packed["attention_mask"], resp_start=packed["resp_start"])
 
 
-def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool = False) -> RankGroup:
-    cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
+def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool = False,
+              share_prompts: bool = False) -> RankGroup:
+    cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1,
+                        share_prompts=share_prompts)
     port = free_port()
     return RankGroup([ray.remote(Learner).options(num_cpus=0.5).remote(
         model, cfg, r, ranks, ("127.0.0.1", port), "float32", 1.0, spec, 0, checkpointing) for r in range(ranks)])
@@ -51,25 +56,29 @@ def _logprobs(learners: RankGroup, batch: RolloutBatch) -> torch.Tensor:
 
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
 def test_split_over_micro_batches_and_ranks_keeps_loss_and_gradient(ray_session, default_model, aggregation):
+    """Also with shared prompts on the split side (groups share a prompt; a group straddles micro-batch
+    and rank cuts), without gradient checkpointing (which drops the cache, so each row runs its prompt)."""
     from transformers import AutoConfig
 
     spec = {"preset": "grpo", "aggregation": {"name": aggregation}}
     algo = algorithms.build(spec)
-    batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size)
+    batch = _batch(AutoConfig.from_pretrained(default_model).vocab_size, shared_prompts=True)
     one = _learners(default_model, 1, 0, spec)
-    two = _learners(default_model, 2, 2, spec, checkpointing=aggregation == "token-mean")
+    checkpointing = aggregation == "token-mean"
+    two = _learners(default_model, 2, 2, spec, checkpointing=checkpointing, share_prompts=not checkpointing)
     try:
         logp = _logprobs(one, batch)
         batch.old_logp = logp + 0.05 * torch.randn_like(logp)  # ratios != 1 so clipping is exercised
         batch.ref_logp = logp - 0.03 * torch.randn_like(logp)  # the preset's KL term is exercised too
         batch, _ = algo.prepare(batch)
         whole = update_minibatch(one, batch, micro_batch_size=len(batch), group_aligned=False)
-        split = update_minibatch(two, batch, micro_batch_size=3, group_aligned=False)  # 10 rows/rank -> 4 micro-steps
+        split = update_minibatch(two, batch, micro_batch_size=3, group_aligned=False,  # 10 rows/rank -> 4 micro-steps
+                                 share_prompts=not checkpointing)
         assert whole["actor/pg_loss"] == pytest.approx(split["actor/pg_loss"], rel=1e-5, abs=1e-7)
         assert whole["actor/grad_norm"] > 0
         assert whole["actor/grad_norm"] == pytest.approx(split["actor/grad_norm"], rel=1e-4)
-        checkpointing = ray.get(two[0].__ray_call__.remote(lambda self: self.engine.module.is_gradient_checkpointing))
-        assert checkpointing == (aggregation == "token-mean")
+        assert checkpointing == ray.get(two[0].__ray_call__.remote(
+            lambda self: self.engine.module.is_gradient_checkpointing))
         w1 = ray.get(one[0].param_checksum.remote())
         w2 = ray.get(two[0].param_checksum.remote())
         assert w1 == pytest.approx(w2, rel=1e-6)
