@@ -76,8 +76,11 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
             samples += m["rollout/samples"]
             steps.append({k: m.get(k) for k in ("timing_s/step", "timing_s/gen", "timing_s/update", "rollout/reward_mean",
                                                  "perf/learner_peak_rss_mb", "actor/entropy")})
+            print(f"[{name}] step {trainer.step_idx} {train_s:.0f}s reward {m['rollout/reward_mean']:.3f} "
+                  f"step {m['timing_s/step']:.1f}s", flush=True)
             if trainer.step_idx % eval_every == 0:
                 curve.append(_point(trainer, samples, train_s))
+                print(f"[{name}] eval {curve[-1]}", flush=True)
         if curve[-1]["step"] != trainer.step_idx:
             curve.append(_point(trainer, samples, train_s))
         alt_after = _alt_eval(trainer)
@@ -92,13 +95,15 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
             "train_reward_last5": sum(s["rollout/reward_mean"] for s in steps[-5:]) / max(1, len(steps[-5:]))}
 
 
-def engine_pass_at_1(model_dir: str, split: str, n_prompts: int, temperature: float, max_new_tokens: int,
-                     seed: int = 4242) -> float:
-    """Sampled pass@1 of a model directory on a word-problem split, with rltrain's transformers engine and
-    the `math` reward (how the TRL run is scored: the same prompts, sampling and verifier)."""
+def engine_pass_at_1(model_dir: str, split: str, n_prompts: int, n_samples: int, temperature: float,
+                     max_new_tokens: int, seed: int = 4242) -> float:
+    """Sampled pass@1 (mean over `n_samples` per prompt) of a model directory on a word-problem split,
+    with rltrain's transformers engine and the `math` reward (how the TRL run is scored: the same
+    prompts, sampling and verifier)."""
     import rewards
     from transformers import AutoTokenizer
 
+    from rltrain.config.hardware import fast_dtype
     from rltrain.data import render_prompt
     from rltrain.data.word_problems import make_word_problem_rows
     from rltrain.engines.base import SamplingConfig
@@ -107,22 +112,26 @@ def engine_pass_at_1(model_dir: str, split: str, n_prompts: int, temperature: fl
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows = make_word_problem_rows(split, n_prompts, 0)
     ids = [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"] for r in rows]
-    out = TransformersEngine(model_dir, "bfloat16", seed).generate(
-        ids, SamplingConfig(n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
+    out = TransformersEngine(model_dir, fast_dtype(), seed).generate(
+        ids, SamplingConfig(n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
     texts = [tok.decode(smp.response_ids, skip_special_tokens=True) for smp in out]
-    scores = rewards.load("math")([r["prompt"] for r in rows], texts, answer=[r["answer"] for r in rows])
-    return sum(x or 0.0 for x in scores) / len(rows)
+    per_sample = [r for r in rows for _ in range(n_samples)]  # the engine returns a prompt's samples together
+    scores = rewards.load("math")([r["prompt"] for r in per_sample], texts, answer=[r["answer"] for r in per_sample])
+    return sum(x or 0.0 for x in scores) / len(scores)
 
 
 def run_trl(minutes: float, seed: int) -> dict:
     """TRL's GRPOTrainer on the same model, data, reward, group size, lengths, sampling, lr and KL
-    coefficient, bf16, stopped after `minutes` of training; scored by `engine_pass_at_1`."""
+    coefficient, in the machine's fast precision (fp32 without bf16 matrix units: TRL's `bf16=True`
+    was 1.4x slower there, docs/benchmarks.md), stopped after `minutes` of training; scored by
+    `engine_pass_at_1` on the same test prompts and samples as the rltrain variants."""
     import yaml
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     import rewards
+    from rltrain.config.hardware import fast_dtype
     from rltrain.data.word_problems import make_word_problem_rows
     from rltrain.toy.smollm2 import ensure_smollm2
 
@@ -133,7 +142,7 @@ def run_trl(minutes: float, seed: int) -> dict:
     data = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in rows])
     workdir = ROOT / "runs" / "bench_real_model" / f"trl_s{seed}_{time.strftime('%H%M%S')}"
     n = rc["prompts_per_step"] * rc["n_samples"]
-    args = GRPOConfig(output_dir=str(workdir), use_cpu=True, bf16=True, report_to="none",
+    args = GRPOConfig(output_dir=str(workdir), use_cpu=True, bf16=fast_dtype() == "bfloat16", report_to="none",
                       learning_rate=cfg["learner"]["lr"], per_device_train_batch_size=n, gradient_accumulation_steps=1,
                       num_generations=rc["n_samples"], max_completion_length=rc["max_new_tokens"], max_steps=10_000,
                       logging_steps=1, save_strategy="no", beta=0.001, temperature=rc["temperature"], top_k=0,
@@ -149,12 +158,14 @@ def run_trl(minutes: float, seed: int) -> dict:
             clock["steps"] += 1
             control.should_training_stop = clock["train_s"] >= 60 * minutes
 
-    before = engine_pass_at_1(model, "test", ec["max_prompts"], ec["temperature"], rc["max_new_tokens"])
+    score = lambda path: engine_pass_at_1(path, "test", EVAL["eval.max_prompts"], EVAL["eval.n_samples"],  # noqa: E731
+                                          ec["temperature"], rc["max_new_tokens"])
+    before = score(model)
     trainer = GRPOTrainer(model=model, reward_funcs=rewards.load("math"), args=args, train_dataset=data,
                           processing_class=AutoTokenizer.from_pretrained(model), callbacks=[Budget()])
     trainer.train()
     trainer.save_model(str(workdir / "model"))
-    after = engine_pass_at_1(str(workdir / "model"), "test", ec["max_prompts"], ec["temperature"], rc["max_new_tokens"])
+    after = score(str(workdir / "model"))
     return {"variant": "trl", "seed": seed, "overrides": {}, "steps": clock["steps"],
             "curve": [{"step": 0, "samples": 0, "train_s": 0.0, "pass@1": before},
                       {"step": clock["steps"], "samples": clock["steps"] * n, "train_s": round(clock["train_s"], 1),
@@ -164,11 +175,18 @@ def run_trl(minutes: float, seed: int) -> dict:
             "learner_peak_rss_mb": float("nan"), "train_reward_first5": float("nan"), "train_reward_last5": float("nan")}
 
 
+def _before_after(r: dict, key: str, scale: float = 100.0) -> str:
+    first, last = r["curve"][0].get(key), r["curve"][-1].get(key)
+    return "-" if first is None or last is None else f"{scale * first:.1f} -> {scale * last:.1f}"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| variant | steps | test pass@1 (step: value) | test_alt before -> after | train reward first/last 5 "
-            "| step s (gen / update) | learner peak RSS MB |\n|---|---|---|---|---|---|---|\n")
+    head = ("| variant | steps (train min) | test pass@1 (step: value) | pass@2 | greedy | response tokens "
+            "| test_alt before -> after | train reward first/last 5 | step s (gen / update) | learner peak RSS MB |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     curve = lambda r: ", ".join("%d: %.1f" % (c["step"], 100 * c["pass@1"]) for c in r["curve"])  # noqa: E731
-    lines = [f"| {r['variant']} | {r['steps']} | {curve(r)} "
+    lines = [f"| {r['variant']} | {r['steps']} ({r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
+             f"| {_before_after(r, 'pass@2')} | {_before_after(r, 'greedy')} | {_before_after(r, 'response_len', 1.0)} "
              f"| {100 * r['test_alt_before']:.1f} -> {100 * r['test_alt_after']:.1f} | {r['train_reward_first5']:.3f} / "
              f"{r['train_reward_last5']:.3f} | {r['step_s']:.0f} ({r['gen_s']:.0f} / {r['update_s']:.0f}) | "
              f"{r['learner_peak_rss_mb']:.0f} |" for r in rows]
