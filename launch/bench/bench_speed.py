@@ -240,9 +240,10 @@ def main() -> int:
     args = p.parse_args()
     out = Path(args.out)
     record: dict = json.loads(out.read_text()) if out.exists() else {}
-    record["limits"] = limits = machine_limits()
+    limits = machine_limits()  # in the record next to each part measured against them
     print(json.dumps({"limits": limits}), flush=True)
     if "phases" in args.parts:
+        record["limits"] = limits
         import ray
 
         ray.init(include_dashboard=False, log_to_driver=False)
@@ -253,6 +254,7 @@ def main() -> int:
             record["params"] = params
             print(json.dumps({name: record["phases"][name]}), flush=True)
     if "levers" in args.parts:
+        record["levers_limits"] = limits
         for name, lever in (("decode_lever", decode_lever), ("head_lever", head_lever), ("prompt_lever", prompt_lever)):
             record[name] = lever()
             print(json.dumps({name: record[name]}), flush=True)
