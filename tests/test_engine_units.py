@@ -69,17 +69,42 @@ def test_inverse_cdf_draws_follow_the_distribution():
     # probabilities 1/4, 0, 3/4 at temperature 1: token 1 is never drawn, log-probs are log(1/4), log(3/4)
     logits = torch.tensor([[0.0, -math.inf, math.log(3.0)]]).expand(4000, 3)
     gen = torch.Generator().manual_seed(0)
-    tok, lp = lean_decode.pick_tokens(logits, 1.0, False, gen)
+    tok, lp = lean_decode.pick_tokens(logits, 1.0, False, torch.rand(4000, 1, generator=gen))
     assert not (tok == 1).any()
     assert abs(float((tok == 2).float().mean()) - 0.75) < 0.03
     assert torch.allclose(lp[tok == 0], torch.tensor(math.log(0.25)))
     assert torch.allclose(lp[tok == 2], torch.tensor(math.log(0.75)))
     # temperature 2 halves the logits: probabilities 1/(1+sqrt 3), sqrt 3/(1+sqrt 3)
-    tok, lp = lean_decode.pick_tokens(logits, 2.0, False, gen)
+    tok, lp = lean_decode.pick_tokens(logits, 2.0, False, torch.rand(4000, 1, generator=gen))
     assert torch.allclose(lp[tok == 2], torch.tensor(math.log(math.sqrt(3) / (1 + math.sqrt(3)))))
     # greedy: the argmax, with its log-prob under softmax(logits)
     tok, lp = lean_decode.pick_tokens(logits[:2], 1.0, True, None)
     assert tok.tolist() == [2, 2] and torch.allclose(lp, torch.tensor(math.log(0.75)))
+
+
+def test_compaction_and_shared_prefill_sample_what_the_full_batch_samples(engines):
+    """Stopped rows leaving the batch and a group's prompt prefilled once change no row's tokens: every
+    row draws the random numbers it would in the full batch. Reference: the same loop that never
+    compacts, on rows given as distinct prompts (a copy of the prompt with a different first token
+    makes no row share; the rows compared share theirs)."""
+    lean, _ = engines
+    rows = [p for p in PROMPTS for _ in range(4)]
+    kw = dict(max_new_tokens=12, temperature=1.0, greedy=False, stop_ids=[lean.eos_id, 11], pad_id=lean.pad_id, seed=3)
+    tok, lp = lean_decode.sample(lean.model, rows, **kw)
+    full_tok, full_lp = lean_decode.sample(lean.model, rows, compact_fraction=math.inf, **kw)
+    stopped_early = ((tok == lean.pad_id).sum(-1) > 0) & ((tok == 11) | (tok == lean.eos_id)).any(-1)
+    assert 0 < int(stopped_early.sum()) < len(rows)  # rows stopped at different steps: compaction ran
+    assert torch.equal(tok, full_tok)
+    assert torch.allclose(lp, full_lp, atol=1e-5)
+    # the shared prefill: each row alone (a batch of one, its own prefill) samples other numbers, so
+    # compare log-probs under teacher forcing instead (test above) and greedy tokens row by row here
+    greedy = dict(kw, greedy=True)
+    batch_tok, _ = lean_decode.sample(lean.model, rows, **greedy)
+    for i, r in enumerate(rows[::4]):
+        alone, _ = lean_decode.sample(lean.model, [r], **greedy)
+        n = alone.shape[1]
+        assert batch_tok[4 * i, :n].tolist() == alone[0].tolist()
+        assert (batch_tok[4 * i + 1: 4 * i + 4, :n] == alone[0]).all()
 
 
 def test_lean_decode_refuses_top_p(engines):

@@ -14,12 +14,14 @@
      sync      weight bytes / sync time;
      overhead  step time not in those phases (collection, rewards, the driver), as a share of the step.
 3. Levers, each on and off in the same process: the lean decode loop vs transformers `generate`
-   (32 x 128 tokens), the chunked output layer vs full-vocabulary logits (forward + backward of 8
+   (32 x 128 tokens), the lean decode's skips (a group's prompt prefilled once, stopped rows leaving the
+   batch) on and off (32 rows at 128 and 192 tokens), the chunked output layer vs full-vocabulary logits (forward + backward of 8
    rows, time and peak memory in a fresh process each); shared prompts vs one prompt per row (forward +
    backward of a 8 x 4 batch of real chat prompts with long or short responses in micro-batches of 8,
    the learner's planner and log-prob path, the machine's fast dtype, alternating in one process).
 
-    .venv/bin/python launch/bench/bench_speed.py --parts levers   # only the levers (~5 minutes)
+    .venv/bin/python launch/bench/bench_speed.py --parts levers   # only the levers (~10 minutes)
+    .venv/bin/python launch/bench/bench_speed.py --parts levers --levers decode_skip_lever   # one of them
 """
 
 from __future__ import annotations
@@ -135,6 +137,47 @@ def decode_lever(n_rows: int = 32, tokens: int = 128) -> dict[str, float]:
     return out
 
 
+def decode_skip_lever(n_prompts: int = 8, n_samples: int = 4, token_budgets: tuple[int, ...] = (128, 192)) -> dict:
+    """The lean decode with and without its two skips (a group's prompt prefilled once; stopped rows leaving
+    the batch), same prompts, seed and model in the machine's fast dtype, alternating (medians of 3 after
+    a warm-up), at each token budget; also whether both gave the same tokens."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from rltrain.config.hardware import fast_dtype
+    from rltrain.data import render_prompt
+    from rltrain.data.word_problems import make_word_problem_rows
+    from rltrain.engines import lean_decode
+    from rltrain.engines.transformers_engine import TransformersEngine
+    from rltrain.toy.smollm2 import ensure_smollm2
+
+    model = str(ensure_smollm2())
+    tok = AutoTokenizer.from_pretrained(model)
+    engine = TransformersEngine(model, fast_dtype(), 0)
+    prompts = [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"]
+               for r in make_word_problem_rows("train", n_prompts, 1)]
+    rows = [p for p in prompts for _ in range(n_samples)]
+    variants = {"skips": {}, "no_skips": {"compact_fraction": float("inf"), "share_prompts": False}}
+    out: dict = {"dtype": fast_dtype(), "rows": len(rows)}
+    for budget in token_budgets:
+        kw = dict(max_new_tokens=budget, temperature=0.7, greedy=False, stop_ids=[engine.eos_id], pad_id=engine.pad_id)
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        tokens = {}
+        for rep in range(4):
+            for name, opts in variants.items():
+                t0 = time.perf_counter()
+                tokens[name], _ = lean_decode.sample(engine.model, rows, seed=rep, **kw, **opts)
+                if rep:  # the first round warms up
+                    times[name].append(time.perf_counter() - t0)
+        lengths = (tokens["skips"] != engine.pad_id).sum(-1).float()
+        res = {f"{name}_s": statistics.median(ts) for name, ts in times.items()}
+        out[f"tokens_{budget}"] = {**res, "speedup": res["no_skips_s"] / res["skips_s"],
+                                   "response_len_mean": float(lengths.mean()), "response_len_max": float(lengths.max()),
+                                   "same_tokens": bool(torch.equal(tokens["skips"], tokens["no_skips"]))}
+        print(json.dumps({f"decode_skip_lever_{budget}": out[f"tokens_{budget}"]}), flush=True)
+    return out
+
+
 HEAD_PROBE = """
 import json, resource, sys, time, torch
 sys.path.insert(0, {root!r})
@@ -231,12 +274,17 @@ def prompt_lever() -> dict[str, dict[str, float]]:
     return out
 
 
+LEVERS = {"decode_lever": decode_lever, "decode_skip_lever": decode_skip_lever, "head_lever": head_lever,
+          "prompt_lever": prompt_lever}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", default=str(ROOT / "docs" / "speed.json"))
     p.add_argument("--parts", nargs="+", choices=["phases", "levers"], default=["phases", "levers"],
                    help="what to measure (the limits always); a part not run keeps its entries in --out")
+    p.add_argument("--levers", nargs="+", choices=list(LEVERS), default=list(LEVERS), help="which levers")
     args = p.parse_args()
     out = Path(args.out)
     record: dict = json.loads(out.read_text()) if out.exists() else {}
@@ -255,8 +303,8 @@ def main() -> int:
             print(json.dumps({name: record["phases"][name]}), flush=True)
     if "levers" in args.parts:
         record["levers_limits"] = limits
-        for name, lever in (("decode_lever", decode_lever), ("head_lever", head_lever), ("prompt_lever", prompt_lever)):
-            record[name] = lever()
+        for name in args.levers:
+            record[name] = LEVERS[name]()
             print(json.dumps({name: record[name]}), flush=True)
     from rltrain.config.hardware import cpu_flags, fast_dtype
 

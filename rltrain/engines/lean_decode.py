@@ -10,7 +10,11 @@ CPU with SmolLM2-135M in bf16, 32 sequences, 100-token prompts (docs/benchmarks.
   - sampling with `torch.multinomial` over the full vocabulary (30 ms a step for 32 x 49k): here by
     inverse CDF, one uniform number per row and a binary search in the cumulative probabilities;
   - keeping full-vocabulary scores for every step to compute log-probs at the end: here only the
-    chosen token's log-probability is kept.
+    chosen token's log-probability is kept;
+  - prefilling a group's prompt once per sample: here once per distinct prompt, its keys/values copied
+    to the group's rows;
+  - decoding rows that have already stopped (a batch runs as long as its longest answer): here
+    stopped rows leave the batch, cache rows included.
 Prompts are left-padded; position ids count real tokens (as `generate` does), so each row sees the
 positions the learner's right-padded forward gives it.
 """
@@ -54,10 +58,10 @@ def register_attention() -> str:
 
 
 def pick_tokens(logits: torch.Tensor, temperature: float, greedy: bool,
-                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+                uniform: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(token (B,), its log-prob under the sampling distribution (B,)) from last-position logits.
     Greedy: argmax, log-prob under softmax(logits) (as `generate` reports it). Sampled: softmax of
-    logits / temperature, drawn by inverse CDF."""
+    logits / temperature, drawn by inverse CDF with `uniform` (B, 1), numbers in [0, 1)."""
     logits = logits.float()
     if greedy:
         logp = logits.log_softmax(-1)
@@ -65,44 +69,78 @@ def pick_tokens(logits: torch.Tensor, temperature: float, greedy: bool,
     else:
         logp = (logits / temperature).log_softmax(-1)
         cdf = logp.exp().cumsum(-1)
-        u = torch.rand(logits.shape[0], 1, generator=generator) * cdf[:, -1:]
+        u = uniform * cdf[:, -1:]
         # first index whose cumulative probability exceeds u: zero-probability tokens are never drawn
         tok = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=logits.shape[-1] - 1)
     return tok, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
 
 
+COMPACT_FRACTION = 0.125  # drop stopped rows from the batch once they are this share of the rows still decoded
+
+
 @torch.no_grad()
 def sample(model: torch.nn.Module, rows: list[list[int]], max_new_tokens: int, temperature: float, greedy: bool,
-           stop_ids: list[int], pad_id: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+           stop_ids: list[int], pad_id: int, seed: int,
+           compact_fraction: float = COMPACT_FRACTION, share_prompts: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate up to `max_new_tokens` after each row: (tokens (B, S), log-probs (B, S)), S <= max_new_tokens
-    (the loop ends when every row has emitted a stop id; later positions of a stopped row hold `pad_id`)."""
+    (the loop ends when every row has emitted a stop id; later positions of a stopped row hold `pad_id`).
+
+    Work that sampling does not need is skipped: rows with the same prompt (a group's samples) prefill it
+    once and copy its keys/values (`share_prompts`); rows that have stopped leave the batch (their cache
+    rows too) once they are `compact_fraction` of it (`inf`: never). The random numbers are drawn for every row at every step either way, so
+    each row samples what it would in the full batch."""
     from transformers import StaticCache
 
     b, width = len(rows), max(len(r) for r in rows)
     total = width + max_new_tokens
-    mask = torch.zeros((b, total), dtype=torch.long)
-    ids = torch.full((b, width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
+    unique, which = _distinct_prompts(rows, share_prompts)
+    ids = torch.full((len(unique), width), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros((len(unique), width), dtype=torch.long)
+    for i, r in enumerate(unique):
         ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r): width] = 1
-    positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+        prompt_mask[i, width - len(r):] = 1
     cache = StaticCache(config=model.config, max_cache_len=total)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    out = model(input_ids=ids, attention_mask=_widen(prompt_mask, max_new_tokens),
+                position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), past_key_values=cache,
                 cache_position=torch.arange(width), logits_to_keep=1, use_cache=True)
+    logits = out.logits[:, -1][which]
+    if len(unique) < b:
+        cache.reorder_cache(which)  # every row gets its prompt's keys/values
+    mask = _widen(prompt_mask[which], max_new_tokens)  # (b, total): 1 on real prompt tokens and on tokens generated
     next_pos = mask[:, :width].sum(-1)
     generator = torch.Generator().manual_seed(seed)
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
     tokens = torch.full((b, max_new_tokens), pad_id, dtype=torch.long)
     logps = torch.zeros((b, max_new_tokens))
-    done = torch.zeros(b, dtype=torch.bool)
+    live = torch.arange(b)  # the original rows still in the batch
+    done = torch.zeros(b, dtype=torch.bool)  # of the rows in the batch
+    t = -1
     for t in range(max_new_tokens):
-        tok, lp = pick_tokens(out.logits[:, -1], temperature, greedy, generator)
+        uniform = torch.rand(b, 1, generator=generator)[live] if not greedy else None
+        tok, lp = pick_tokens(logits, temperature, greedy, uniform)
         tok = tok.masked_fill(done, pad_id)
-        tokens[:, t], logps[:, t] = tok, lp.masked_fill(done, 0.0)
+        tokens[live, t], logps[live, t] = tok, lp.masked_fill(done, 0.0)
         done |= torch.isin(tok, stops)
         if bool(done.all()) or t == max_new_tokens - 1:
-            return tokens[:, : t + 1], logps[:, : t + 1]
+            break
+        if int(done.sum()) >= max(1.0, compact_fraction * len(live)):
+            keep = (~done).nonzero().squeeze(-1)
+            cache.reorder_cache(keep)
+            live, done, mask, next_pos, tok = live[keep], done[keep], mask[keep], next_pos[keep], tok[keep]
         mask[:, width + t] = 1
         out = model(input_ids=tok.unsqueeze(-1), attention_mask=mask, position_ids=(next_pos + t).unsqueeze(-1),
                     past_key_values=cache, cache_position=torch.tensor([width + t]), use_cache=True)
-    return tokens, logps
+        logits = out.logits[:, -1]
+    return tokens[:, : t + 1], logps[:, : t + 1]
+
+
+def _distinct_prompts(rows: list[list[int]], share: bool) -> tuple[list[list[int]], torch.Tensor]:
+    """(the prompts to prefill, each row's index among them): distinct prompts once with `share`, else every row."""
+    slot: dict[tuple[int, ...] | int, int] = {}
+    which = [slot.setdefault(tuple(r) if share else i, len(slot)) for i, r in enumerate(rows)]
+    unique = [rows[which.index(k)] for k in range(len(slot))]
+    return unique, torch.tensor(which)
+
+
+def _widen(mask: torch.Tensor, columns: int) -> torch.Tensor:
+    return torch.cat([mask, mask.new_zeros(mask.shape[0], columns)], 1)
