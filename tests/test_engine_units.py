@@ -57,12 +57,14 @@ def test_grouped_query_attention_equals_repeated_heads():
     q, k, v = torch.randn(b, heads, 1, d), torch.randn(b, kv_heads, length, d), torch.randn(b, kv_heads, length, d)
     mask = torch.ones(b, 1, 1, length, dtype=torch.bool)
     mask[0, ..., :2] = False  # left padding of row 0
-    mask[2, ..., -1] = False  # a not yet written cache slot
-    out, _ = lean_decode.gqa_attention(None, q, k, v, mask, scaling=0.5)
+    mask[2, ..., -1] = False  # a slot one row does not attend
     rep = heads // kv_heads
-    expected = torch.nn.functional.scaled_dot_product_attention(
-        q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), attn_mask=mask, scale=0.5)
-    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6)
+    for unwritten in (0, 2):  # slots no row has written yet (the static cache's tail) are skipped
+        mask[..., length - unwritten:] = False
+        out, _ = lean_decode.gqa_attention(None, q, k, v, mask, scaling=0.5)
+        expected = torch.nn.functional.scaled_dot_product_attention(
+            q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), attn_mask=mask, scale=0.5)
+        assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6)
 
 
 def test_inverse_cdf_draws_follow_the_distribution():

@@ -15,7 +15,7 @@
      overhead  step time not in those phases (collection, rewards, the driver), as a share of the step.
 3. Levers, each on and off in the same process: the lean decode loop vs transformers `generate`
    (32 x 128 tokens), the lean decode's skips (a group's prompt prefilled once, stopped rows leaving the
-   batch) on and off (32 rows at 128 and 192 tokens), the chunked output layer vs full-vocabulary logits (forward + backward of 8
+   batch, attention over written cache slots only) on and off (32 rows at 128 and 192 tokens), the chunked output layer vs full-vocabulary logits (forward + backward of 8
    rows, time and peak memory in a fresh process each); shared prompts vs one prompt per row (forward +
    backward of a 8 x 4 batch of real chat prompts with long or short responses in micro-batches of 8,
    the learner's planner and log-prob path, the machine's fast dtype, alternating in one process).
@@ -138,8 +138,8 @@ def decode_lever(n_rows: int = 32, tokens: int = 128) -> dict[str, float]:
 
 
 def decode_skip_lever(n_prompts: int = 8, n_samples: int = 4, token_budgets: tuple[int, ...] = (128, 192)) -> dict:
-    """The lean decode with and without its two skips (a group's prompt prefilled once; stopped rows leaving
-    the batch), same prompts, seed and model in the machine's fast dtype, alternating (medians of 3 after
+    """The lean decode with and without its skips (a group's prompt prefilled once; stopped rows leaving the
+    batch; attention reading only the cache slots written so far), same prompts, seed and model in the machine's fast dtype, alternating (medians of 3 after
     a warm-up), at each token budget; also whether both gave the same tokens."""
     import torch
     from transformers import AutoTokenizer
@@ -165,6 +165,7 @@ def decode_skip_lever(n_prompts: int = 8, n_samples: int = 4, token_budgets: tup
         tokens = {}
         for rep in range(4):
             for name, opts in variants.items():
+                lean_decode.READ_WRITTEN_SLOTS_ONLY = name == "skips"
                 t0 = time.perf_counter()
                 tokens[name], _ = lean_decode.sample(engine.model, rows, seed=rep, **kw, **opts)
                 if rep:  # the first round warms up
@@ -175,6 +176,7 @@ def decode_skip_lever(n_prompts: int = 8, n_samples: int = 4, token_budgets: tup
                                    "response_len_mean": float(lengths.mean()), "response_len_max": float(lengths.max()),
                                    "same_tokens": bool(torch.equal(tokens["skips"], tokens["no_skips"]))}
         print(json.dumps({f"decode_skip_lever_{budget}": out[f"tokens_{budget}"]}), flush=True)
+    lean_decode.READ_WRITTEN_SLOTS_ONLY = True
     return out
 
 

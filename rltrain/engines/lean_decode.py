@@ -6,7 +6,8 @@ CPU with SmolLM2-135M in bf16, 32 sequences, 100-token prompts (docs/benchmarks.
   - concatenating the growing KV cache every step (half the step at 150 tokens of context): here a
     pre-allocated cache (`transformers.StaticCache`) is written in place;
   - repeating the K/V heads for grouped-query attention before each product: here one query token
-    attends by reshaping the query heads into (kv head, repeat) groups, without copying K/V;
+    attends by reshaping the query heads into (kv head, repeat) groups, without copying K/V, and
+    reads only the cache slots written so far (a static cache spans the whole budget);
   - sampling with `torch.multinomial` over the full vocabulary (30 ms a step for 32 x 49k): here by
     inverse CDF, one uniform number per row and a binary search in the cumulative probabilities;
   - keeping full-vocabulary scores for every step to compute log-probs at the end: here only the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import torch
 
 ATTENTION = "rltrain_lean"
+READ_WRITTEN_SLOTS_ONLY = True  # decode attention skips the static cache's unwritten tail (off: benchmarks only)
 
 
 def gqa_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -38,9 +40,14 @@ def gqa_attention(module, query, key, value, attention_mask, scaling=None, dropo
     kv_heads = key.shape[1]
     q = query.view(b, kv_heads, heads // kv_heads, d)
     scale = scaling if scaling is not None else d ** -0.5
-    scores = torch.matmul(q, key.transpose(-1, -2)).float() * scale  # (b, kv heads, repeat, kv length)
+    mask = None
     if attention_mask is not None:  # bool (b, 1, 1, kv length): True = attend
         mask = attention_mask[..., : key.shape[2]].reshape(b, 1, 1, -1)
+        if mask.dtype == torch.bool and READ_WRITTEN_SLOTS_ONLY:  # slots no row has written yet are not read
+            written = int(mask.reshape(b, -1).any(0).nonzero().max()) + 1
+            key, value, mask = key[:, :, :written], value[:, :, :written], mask[..., :written]
+    scores = torch.matmul(q, key.transpose(-1, -2)).float() * scale  # (b, kv heads, repeat, kv length)
+    if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     out = torch.matmul(scores.softmax(-1).to(value.dtype), value)  # (b, kv heads, repeat, d)
     return out.reshape(b, 1, heads, d), None
