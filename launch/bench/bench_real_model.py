@@ -1,16 +1,17 @@
 """Benchmark (not a test): the real model (SmolLM2-135M-Instruct) on word problems, same budget and seed.
 
-    nice -n 10 .venv/bin/python launch/bench/bench_real_model.py [--minutes 45] [--variants grpo lora ...]
-        [--eval-every 5] [--out docs/real_model]
+    .venv/bin/python launch/bench/bench_real_model.py [--minutes 45] [--variants grpo lora ...]
+        [--eval-every 15] [--out docs/real_model] [--append]
 
 Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for --minutes of training
 wall time (evaluation excluded): `grpo` (full fine-tuning), `lora` (learner.lora.rank 16, lr 1e-4),
 `dr_grpo` and `dapo` (other presets); `trl`: TRL's GRPOTrainer on the same model, data, reward, group
-size, lengths, sampling, lr and KL coefficient, in bf16, scored before and after by rltrain's engine and
-the same verifier (its curve has only those two points). Per run: sampled pass@1 on the test split every --eval-every steps
-against samples and training seconds, step time, learner peak RSS; test_alt (phrased unlike the
+size, lengths, sampling, lr and KL coefficient, in the machine's fast precision, its policy scored by
+rltrain's engine and the same verifier on the same test prompts (outside its training clock). Per run:
+sampled pass@1 and pass@2, greedy pass@1 and response length on the test split every --eval-every
+steps against samples and training seconds; step time, learner peak RSS; test_alt (phrased unlike the
 training templates) before and after. Writes <out>.json and a table into <out>.md between
-`<!-- bench:begin -->` / `<!-- bench:end -->`.
+`<!-- bench:begin -->` / `<!-- bench:end -->`; --append adds to the rows already there.
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
             "train_reward_last5": sum(s["rollout/reward_mean"] for s in steps[-5:]) / max(1, len(steps[-5:]))}
 
 
-def engine_pass_at_1(model_dir: str, split: str, n_prompts: int, n_samples: int, temperature: float,
-                     max_new_tokens: int, seed: int = 4242) -> float:
-    """Sampled pass@1 (mean over `n_samples` per prompt) of a model directory on a word-problem split,
-    with rltrain's transformers engine and the `math` reward (how the TRL run is scored: the same
-    prompts, sampling and verifier)."""
+def engine_scores(model_dir: str, split: str, n_prompts: int, n_samples: int, temperature: float,
+                  max_new_tokens: int, seed: int = 4242) -> dict:
+    """Sampled pass@1 (mean over `n_samples` per prompt) and pass@`n_samples`, greedy pass@1 and the mean
+    sampled response length of a model directory on a word-problem split, with rltrain's transformers
+    engine and the `math` reward (how the TRL run is scored: the same prompts, sampling and verifier)."""
     import rewards
     from transformers import AutoTokenizer
 
@@ -112,19 +113,30 @@ def engine_pass_at_1(model_dir: str, split: str, n_prompts: int, n_samples: int,
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows = make_word_problem_rows(split, n_prompts, 0)
     ids = [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"] for r in rows]
-    out = TransformersEngine(model_dir, fast_dtype(), seed).generate(
-        ids, SamplingConfig(n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
-    texts = [tok.decode(smp.response_ids, skip_special_tokens=True) for smp in out]
-    per_sample = [r for r in rows for _ in range(n_samples)]  # the engine returns a prompt's samples together
-    scores = rewards.load("math")([r["prompt"] for r in per_sample], texts, answer=[r["answer"] for r in per_sample])
-    return sum(x or 0.0 for x in scores) / len(scores)
+    engine = TransformersEngine(model_dir, fast_dtype(), seed)
+    verify = rewards.load("math")
+
+    def correct(samples, per_prompt: int) -> list[float]:
+        texts = [tok.decode(smp.response_ids, skip_special_tokens=True) for smp in samples]
+        per_sample = [r for r in rows for _ in range(per_prompt)]  # the engine returns a prompt's samples together
+        return [x or 0.0 for x in verify([r["prompt"] for r in per_sample], texts, answer=[r["answer"] for r in per_sample])]
+
+    sampled = engine.generate(ids, SamplingConfig(n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature,
+                                                  seed=seed))
+    hits = correct(sampled, n_samples)
+    greedy = correct(engine.generate(ids, SamplingConfig(n=1, max_new_tokens=max_new_tokens, greedy=True)), 1)
+    by_prompt = [hits[i:i + n_samples] for i in range(0, len(hits), n_samples)]
+    return {"pass@1": sum(hits) / len(hits), f"pass@{n_samples}": sum(max(h) for h in by_prompt) / len(by_prompt),
+            "greedy": sum(greedy) / len(greedy),
+            "response_len": sum(len(smp.response_ids) for smp in sampled) / len(sampled)}
 
 
-def run_trl(minutes: float, seed: int) -> dict:
+def run_trl(minutes: float, eval_every: int, seed: int) -> dict:
     """TRL's GRPOTrainer on the same model, data, reward, group size, lengths, sampling, lr and KL
     coefficient, in the machine's fast precision (fp32 without bf16 matrix units: TRL's `bf16=True`
     was 1.4x slower there, docs/benchmarks.md), stopped after `minutes` of training; scored by
-    `engine_pass_at_1` on the same test prompts and samples as the rltrain variants."""
+    `engine_scores` on the same test prompts and samples as the rltrain variants, before, every
+    `eval_every` steps (the policy saved and scored outside the training clock) and at the end."""
     import yaml
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
@@ -138,6 +150,7 @@ def run_trl(minutes: float, seed: int) -> dict:
     cfg = yaml.safe_load((ROOT / "configs" / "smollm2_gsm.yaml").read_text())
     rc, ec = cfg["rollout"], cfg["eval"]
     model = str(ensure_smollm2())
+    tokenizer = AutoTokenizer.from_pretrained(model)
     rows = make_word_problem_rows("train", cfg["data"]["n_train"], 0)
     data = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in rows])
     workdir = ROOT / "runs" / "bench_real_model" / f"trl_s{seed}_{time.strftime('%H%M%S')}"
@@ -148,29 +161,36 @@ def run_trl(minutes: float, seed: int) -> dict:
                       logging_steps=1, save_strategy="no", beta=0.001, temperature=rc["temperature"], top_k=0,
                       seed=seed, dataloader_num_workers=0)
     clock = {"train_s": 0.0, "steps": 0}
+    score = lambda path, split="test": engine_scores(path, split, EVAL["eval.max_prompts"],  # noqa: E731
+                                                    EVAL["eval.n_samples"], ec["temperature"], rc["max_new_tokens"])
+    point = lambda path: {"step": clock["steps"], "samples": clock["steps"] * n,  # noqa: E731
+                          "train_s": round(clock["train_s"], 1), **score(path)}
+    curve = [point(model)]
+    alt_before = score(model, "test_alt")["pass@1"]
 
     class Budget(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
             self.t0 = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):
+        def on_step_end(self, args, state, control, model=None, **kw):
             clock["train_s"] += time.perf_counter() - self.t0
             clock["steps"] += 1
+            print(f"[trl] step {clock['steps']} {clock['train_s']:.0f}s", flush=True)
             control.should_training_stop = clock["train_s"] >= 60 * minutes
+            if clock["steps"] % eval_every == 0 and not control.should_training_stop:
+                path = workdir / f"step_{clock['steps']}"
+                model.save_pretrained(str(path))
+                tokenizer.save_pretrained(str(path))
+                curve.append(point(str(path)))
+                print(f"[trl] eval {curve[-1]}", flush=True)
 
-    score = lambda path: engine_pass_at_1(path, "test", EVAL["eval.max_prompts"], EVAL["eval.n_samples"],  # noqa: E731
-                                          ec["temperature"], rc["max_new_tokens"])
-    before = score(model)
     trainer = GRPOTrainer(model=model, reward_funcs=rewards.load("math"), args=args, train_dataset=data,
-                          processing_class=AutoTokenizer.from_pretrained(model), callbacks=[Budget()])
+                          processing_class=tokenizer, callbacks=[Budget()])
     trainer.train()
     trainer.save_model(str(workdir / "model"))
-    after = score(str(workdir / "model"))
-    return {"variant": "trl", "seed": seed, "overrides": {}, "steps": clock["steps"],
-            "curve": [{"step": 0, "samples": 0, "train_s": 0.0, "pass@1": before},
-                      {"step": clock["steps"], "samples": clock["steps"] * n, "train_s": round(clock["train_s"], 1),
-                       "pass@1": after}],
-            "test_alt_before": float("nan"), "test_alt_after": float("nan"),
+    curve.append(point(str(workdir / "model")))
+    return {"variant": "trl", "seed": seed, "overrides": {}, "steps": clock["steps"], "curve": curve,
+            "test_alt_before": alt_before, "test_alt_after": score(str(workdir / "model"), "test_alt")["pass@1"],
             "step_s": clock["train_s"] / max(1, clock["steps"]), "gen_s": float("nan"), "update_s": float("nan"),
             "learner_peak_rss_mb": float("nan"), "train_reward_first5": float("nan"), "train_reward_last5": float("nan")}
 
@@ -196,7 +216,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=45.0)
-    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--eval-every", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", nargs="+", choices=[*VARIANTS, "trl"], default=["grpo", "lora", "trl"])
     p.add_argument("--out", default=str(ROOT / "docs" / "real_model"))
@@ -208,7 +228,7 @@ def main() -> None:
     out = Path(args.out)
     rows = json.loads(out.with_suffix(".json").read_text()) if args.append and out.with_suffix(".json").exists() else []
     for name in args.variants:
-        rows.append(run_trl(args.minutes, args.seed) if name == "trl" else run(name, args.minutes, args.eval_every, args.seed))
+        rows.append(run_trl(args.minutes, args.eval_every, args.seed) if name == "trl" else run(name, args.minutes, args.eval_every, args.seed))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
         md = out.with_suffix(".md")
