@@ -170,14 +170,21 @@ def test_a_missing_local_model_directory_names_the_key(tmp_path):
     assert resolve_model(load(None, {"model.path": "org/name"})) == "org/name"  # a hub name passes through
 
 
-def test_auto_dtype_is_bfloat16_only_where_there_are_bf16_matrix_units():
-    from rltrain.config.hardware import fast_dtype
+def test_auto_dtype_is_bfloat16_where_bf16_matrix_products_are_faster():
+    from rltrain.config.hardware import fast_dtype, matmul_seconds
 
     amx = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
     avx512_only = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n"
-    assert fast_dtype(amx, has_gpu=False) == "bfloat16"
-    assert fast_dtype(avx512_only, has_gpu=False) == "float32"
-    assert fast_dtype(avx512_only, has_gpu=True) == "bfloat16"
+    no_bf16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2\n"
+    faster, slower = {"bfloat16": 1.0, "float32": 2.6}, {"bfloat16": 1.8, "float32": 1.0}  # seconds
+    assert fast_dtype(amx, has_gpu=False, seconds=faster) == "bfloat16"
+    assert fast_dtype(avx512_only, has_gpu=False, seconds=faster) == "bfloat16"  # e.g. AMD Zen 4: 2.6x
+    assert fast_dtype(avx512_only, has_gpu=False, seconds=slower) == "float32"  # a machine where bf16 was 0.55x
+    assert fast_dtype(avx512_only, has_gpu=False, seconds={"bfloat16": 1.0, "float32": 1.1}) == "float32"  # < 1.2x
+    assert fast_dtype(no_bf16, has_gpu=False, seconds=faster) == "float32"  # emulated bf16: never timed
+    assert fast_dtype(avx512_only, has_gpu=True, seconds=slower) == "bfloat16"
     assert fast_dtype("", has_gpu=False) == "float32"
+    measured = matmul_seconds()  # this machine, timed once per process
+    assert set(measured) == {"bfloat16", "float32"} and all(0 < s < 10 for s in measured.values())
     cfg = load(None, {"model.dtype": "auto"})
     assert cfg.model.dtype == fast_dtype()  # resolved at load: the run's config.yaml records the choice

@@ -32,8 +32,9 @@ class ModelConfig(Section):
     path: str | None = None
     size: Literal["tiny", "small"] = "tiny"  # embedded default only
     # compute precision of the learner and (rollout.dtype auto) the engines; the learner keeps fp32 master
-    # weights. auto: bfloat16 where this machine has bf16 matrix units (a GPU, AMX on the CPU), else float32;
-    # resolved when the config is loaded, so config.yaml records the choice (rltrain/config/hardware.py)
+    # weights. auto: bfloat16 on a GPU, or on a CPU whose bf16 matrix products time faster than float32's
+    # (AMX, some AVX-512 BF16 chips), else float32; resolved when the config is loaded, so config.yaml
+    # records the choice (rltrain/config/hardware.py)
     dtype: Literal["auto", "float32", "bfloat16"] = "float32"
     gradient_checkpointing: bool = False
 
