@@ -323,3 +323,33 @@ def test_shared_prompts_give_the_per_row_logprobs_and_gradient(default_model, at
     assert torch.allclose(logp1, logp0, atol=1e-5) and torch.allclose(ent1, ent0, atol=1e-5)
     assert torch.allclose(grad1, grad0, atol=1e-5, rtol=1e-4)
     assert _unique_prompts(packed["input_ids"][[0, 2, 5]], packed["resp_start"][[0, 2, 5]]) is None  # all distinct
+
+
+def test_lora_merged_params_equal_peft_merge_under_plain_names(default_model):
+    """What a LoRA learner syncs and exports: every base parameter under its plain name, W + (alpha/r) B A
+    where an adapter sits, equal to peft's own merge; the base weights themselves stay unmerged."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    from rltrain.config.roles import LoRAConfig
+    from rltrain.workers import lora
+
+    base = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32)
+    plain = {n: p.detach().clone() for n, p in base.named_parameters(remove_duplicate=False)}
+    model = lora.wrap(base, LoRAConfig(rank=4, alpha=8))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero: give the adapters a delta to merge
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    merged = dict(lora.merged_params(model))
+    expected = copy.deepcopy(model).merge_and_unload().state_dict()
+    assert sorted(merged) == sorted(plain)
+    changed = {n for n in merged if not torch.equal(merged[n], plain[n])}
+    assert changed and all(n.endswith("_proj.weight") for n in changed), changed
+    for name, tensor in merged.items():
+        assert torch.allclose(tensor, expected[name], atol=1e-6), name
+    base_now = dict(model.get_base_model().named_parameters(remove_duplicate=False))
+    assert all(torch.equal(base_now[n.replace("_proj.weight", "_proj.base_layer.weight") if n in changed else n], w)
+               for n, w in plain.items())  # the model itself is never merged in place

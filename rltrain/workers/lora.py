@@ -30,21 +30,21 @@ def is_lora(module: torch.nn.Module) -> bool:
 
 @torch.no_grad()
 def merged_params(peft_model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(plain HF name, merged CPU tensor) for every base parameter, tied aliases included."""
+    """(plain HF name, merged CPU tensor) for every base parameter, tied aliases included. Each delta is
+    computed when its parameter is reached, so a sync holds one merged weight at a time beyond its buckets."""
     from peft.tuners.lora import LoraLayer
 
     base = peft_model.get_base_model()
-    deltas = {}
-    for name, mod in base.named_modules():
-        if isinstance(mod, LoraLayer):
-            deltas[f"{name}.base_layer.weight"] = sum(mod.get_delta_weight(a) for a in mod.active_adapters)
+    adapted = {f"{name}.base_layer.weight": mod for name, mod in base.named_modules() if isinstance(mod, LoraLayer)}
     for name, param in base.named_parameters(remove_duplicate=False):
         if "lora_" in name:
             continue
-        t = param.detach()
-        if name in deltas:
-            t = t + deltas[name].to(t.dtype)
-        yield name.replace(".base_layer.", "."), t.to("cpu", copy=True)
+        t, mod = param.detach(), adapted.get(name)
+        if mod is not None:  # W + (alpha/r) B A: a new tensor
+            t = (t + sum(mod.get_delta_weight(a) for a in mod.active_adapters).to(t.dtype)).cpu()
+        else:
+            t = t.to("cpu", copy=True)
+        yield name.replace(".base_layer.", "."), t
 
 
 def adapter_params(peft_model: torch.nn.Module) -> dict[str, torch.Tensor]:
