@@ -292,8 +292,10 @@ def main() -> int:
     record: dict = json.loads(out.read_text()) if out.exists() else {}
     limits = machine_limits()  # in the record next to each part measured against them
     print(json.dumps({"limits": limits}), flush=True)
+    from rltrain.config.hardware import cpu_description, cpu_flags, fast_dtype
+
     if "phases" in args.parts:
-        record["limits"] = limits
+        record["limits"] = limits  # the phases' (and "machine" below describes their CPU)
         import ray
 
         ray.init(include_dashboard=False, log_to_driver=False)
@@ -303,17 +305,15 @@ def main() -> int:
             record["phases"][name] = phase_report(metrics, params, weight_bytes, limits)
             record["params"] = params
             print(json.dumps({name: record["phases"][name]}), flush=True)
+        flags = cpu_flags()
+        record["machine"] = {"cpu": cpu_description(), "cpus": os.cpu_count(),
+                             "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                             "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
+                             "model_dtype_auto": fast_dtype()}
     if "levers" in args.parts:
-        record["levers_limits"] = limits
-        for name in args.levers:
-            record[name] = LEVERS[name]()
+        for name in args.levers:  # each lever with the limits and the CPU it was measured on
+            record[name] = {**LEVERS[name](), "limits": limits, "cpu": cpu_description()}
             print(json.dumps({name: record[name]}), flush=True)
-    from rltrain.config.hardware import cpu_flags, fast_dtype
-
-    flags = cpu_flags()
-    record["machine"] = {"cpus": os.cpu_count(), "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                         "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
-                         "model_dtype_auto": fast_dtype()}
     out.write_text(json.dumps(record, indent=2))
     print(out)
     return 0

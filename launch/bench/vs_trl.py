@@ -23,6 +23,7 @@ Variants:
   one_step_off_fp32       rltrain, the next batch generates while this one updates (cores split)
   sync_bf16_engine        rltrain sync, rollout engine in bfloat16, learner in float32
   sync_bf16               rltrain sync, engine and learner (DeepSpeed bf16) in bfloat16
+  sync_bf16_vllm          sync_bf16 with vLLM as the rollout engine
   sync_bf16_generate      sync_bf16 with transformers `generate` instead of the lean decode loop
 The JSON record (--out) keeps the entries of models not run this time.
 """
@@ -95,6 +96,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "sync_bf16_engine": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "float32", "rollout.dtype": "bfloat16"},
                          "trl_fp32"),
     "sync_bf16": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "bfloat16"}, "trl_bf16"),
+    "sync_bf16_vllm": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "bfloat16", "rollout.engine": "vllm"},
+                       "trl_bf16"),
     "sync_bf16_generate": ("rltrain", {"trainer.schedule": "sync", "model.dtype": "bfloat16",
                                        "rollout.transformers.decode": "generate"}, "trl_bf16"),
 }
@@ -198,10 +201,10 @@ def main() -> int:
                     v["vs"] = base
                     v["ratio"] = v["step_s"] / r["variants"][base]["step_s"]
                     print(f"{size} {name}: {v['ratio']:.2f}x {base}", flush=True)
-    from rltrain.config.hardware import cpu_flags
+    from rltrain.config.hardware import cpu_description, cpu_flags
 
     flags = cpu_flags()
-    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+    results["machine"] = {"cpu": cpu_description(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
                           "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
