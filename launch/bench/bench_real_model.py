@@ -58,7 +58,19 @@ def _point(trainer, samples: float, train_s: float) -> dict:
             "response_len": m.get("eval/response_length_mean")}
 
 
-def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
+def setting(cfg=None) -> dict:
+    """What a row ran on: precision, rollout engine (TRL's own generate when `cfg` is None), CPU, date."""
+    import torch
+
+    from rltrain.config.hardware import cpu_description, fast_dtype
+    from rltrain.engines import resolve_engine_name
+
+    dtype = cfg.model.dtype if cfg is not None else fast_dtype()
+    engine = resolve_engine_name(cfg.rollout.engine, torch.cuda.is_available()) if cfg is not None else "trl"
+    return {"dtype": dtype, "engine": engine, "cpu": cpu_description(), "date": time.strftime("%Y-%m-%d")}
+
+
+def run(name: str, minutes: float, eval_every: int, seed: int, eval_at: tuple[int, ...] = ()) -> dict:
     from rltrain.config import load
     from rltrain.driver.trainer import Trainer
 
@@ -76,10 +88,11 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
             train_s += time.perf_counter() - t0
             samples += m["rollout/samples"]
             steps.append({k: m.get(k) for k in ("timing_s/step", "timing_s/gen", "timing_s/update", "rollout/reward_mean",
-                                                 "perf/learner_peak_rss_mb", "actor/entropy")})
+                                                 "perf/learner_peak_rss_mb", "actor/entropy", "rollout/logprob_diff",
+                                                 "rollout/response_length_mean")})
             print(f"[{name}] step {trainer.step_idx} {train_s:.0f}s reward {m['rollout/reward_mean']:.3f} "
                   f"step {m['timing_s/step']:.1f}s", flush=True)
-            if trainer.step_idx % eval_every == 0:
+            if trainer.step_idx % eval_every == 0 or trainer.step_idx in eval_at:
                 curve.append(_point(trainer, samples, train_s))
                 print(f"[{name}] eval {curve[-1]}", flush=True)
         if curve[-1]["step"] != trainer.step_idx:
@@ -88,10 +101,11 @@ def run(name: str, minutes: float, eval_every: int, seed: int) -> dict:
     finally:
         trainer.close()
     mean = lambda k: sum(s[k] for s in steps if s[k] is not None) / max(1, len(steps))  # noqa: E731
-    return {"variant": name, "seed": seed, "overrides": VARIANTS[name], "curve": curve,
+    return {"variant": name, "seed": seed, "overrides": VARIANTS[name], **setting(trainer.cfg), "curve": curve,
             "test_alt_before": alt_before, "test_alt_after": alt_after, "steps": len(steps),
             "step_s": mean("timing_s/step"), "gen_s": mean("timing_s/gen"), "update_s": mean("timing_s/update"),
             "learner_peak_rss_mb": max(s["perf/learner_peak_rss_mb"] or 0 for s in steps),
+            "logprob_diff": mean("rollout/logprob_diff"), "train_response_len": mean("rollout/response_length_mean"),
             "train_reward_first5": sum(s["rollout/reward_mean"] for s in steps[:5]) / max(1, len(steps[:5])),
             "train_reward_last5": sum(s["rollout/reward_mean"] for s in steps[-5:]) / max(1, len(steps[-5:]))}
 
@@ -189,7 +203,7 @@ def run_trl(minutes: float, eval_every: int, seed: int) -> dict:
     trainer.train()
     trainer.save_model(str(workdir / "model"))
     curve.append(point(str(workdir / "model")))
-    return {"variant": "trl", "seed": seed, "overrides": {}, "steps": clock["steps"], "curve": curve,
+    return {"variant": "trl", "seed": seed, "overrides": {}, **setting(), "steps": clock["steps"], "curve": curve,
             "test_alt_before": alt_before, "test_alt_after": score(str(workdir / "model"), "test_alt")["pass@1"],
             "step_s": clock["train_s"] / max(1, clock["steps"]), "gen_s": float("nan"), "update_s": float("nan"),
             "learner_peak_rss_mb": float("nan"), "train_reward_first5": float("nan"), "train_reward_last5": float("nan")}
@@ -201,11 +215,12 @@ def _before_after(r: dict, key: str, scale: float = 100.0) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| variant | steps (train min) | test pass@1 (step: value) | pass@2 | greedy | response tokens "
+    head = ("| variant (precision, engine, date) | steps (train min) | test pass@1 (step: value) | pass@2 | greedy | response tokens "
             "| test_alt before -> after | train reward first/last 5 | step s (gen / update) | learner peak RSS MB |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n")
     curve = lambda r: ", ".join("%d: %.1f" % (c["step"], 100 * c["pass@1"]) for c in r["curve"])  # noqa: E731
-    lines = [f"| {r['variant']} | {r['steps']} ({r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
+    short = {"bfloat16": "bf16", "float32": "fp32"}
+    lines = [f"| {r['variant']} ({short.get(r.get('dtype'), '?')}, {r.get('engine', '?')}, {r.get('date', '?')}) | {r['steps']} ({r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
              f"| {_before_after(r, 'pass@2')} | {_before_after(r, 'greedy')} | {_before_after(r, 'response_len', 1.0)} "
              f"| {100 * r['test_alt_before']:.1f} -> {100 * r['test_alt_after']:.1f} | {r['train_reward_first5']:.3f} / "
              f"{r['train_reward_last5']:.3f} | {r['step_s']:.0f} ({r['gen_s']:.0f} / {r['update_s']:.0f}) | "
@@ -217,6 +232,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=45.0)
     p.add_argument("--eval-every", type=int, default=15)
+    p.add_argument("--eval-at", type=int, nargs="*", default=[],
+                   help="more steps to evaluate at (e.g. where another run's curve has a point)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", nargs="+", choices=[*VARIANTS, "trl"], default=["grpo", "lora", "trl"])
     p.add_argument("--out", default=str(ROOT / "docs" / "real_model"))
@@ -228,7 +245,9 @@ def main() -> None:
     out = Path(args.out)
     rows = json.loads(out.with_suffix(".json").read_text()) if args.append and out.with_suffix(".json").exists() else []
     for name in args.variants:
-        rows.append(run_trl(args.minutes, args.eval_every, args.seed) if name == "trl" else run(name, args.minutes, args.eval_every, args.seed))
+        eval_at = tuple(args.eval_at)
+        rows.append(run_trl(args.minutes, args.eval_every, args.seed) if name == "trl"
+                    else run(name, args.minutes, args.eval_every, args.seed, eval_at))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
         md = out.with_suffix(".md")
