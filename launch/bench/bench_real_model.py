@@ -1,6 +1,6 @@
 """Benchmark (not a test): the real model (SmolLM2-135M-Instruct) on word problems, same budget and seed.
 
-    .venv/bin/python launch/bench/bench_real_model.py [--minutes 45] [--variants grpo lora ...]
+    .venv/bin/python launch/bench/bench_real_model.py [--minutes 45] [--steps N] [--variants grpo lora ...]
         [--eval-every 15] [--out docs/real_model] [--append]
 
 Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for --minutes of training
@@ -36,6 +36,10 @@ VARIANTS: dict[str, dict] = {
     "lora": {"learner.lora.rank": 16, "learner.lora.alpha": 32, "learner.lr": 1e-4},
     "dr_grpo": {"algorithm.preset": "dr_grpo"},
     "dapo": {"algorithm.preset": "dapo"},
+    # the fast defaults' controls: everything in fp32 on the transformers engine (the settings of the first
+    # recorded run), and an fp32 learner fed by the bf16 vLLM engine
+    "grpo_fp32": {"model.dtype": "float32", "rollout.engine": "transformers"},
+    "grpo_fp32_learner": {"model.dtype": "float32", "rollout.dtype": "bfloat16"},
 }
 
 
@@ -70,7 +74,8 @@ def setting(cfg=None) -> dict:
     return {"dtype": dtype, "engine": engine, "cpu": cpu_description(), "date": time.strftime("%Y-%m-%d")}
 
 
-def run(name: str, minutes: float, eval_every: int, seed: int, eval_at: tuple[int, ...] = ()) -> dict:
+def run(name: str, minutes: float, eval_every: int, seed: int, eval_at: tuple[int, ...] = (),
+        max_steps: int | None = None) -> dict:
     from rltrain.config import load
     from rltrain.driver.trainer import Trainer
 
@@ -82,7 +87,7 @@ def run(name: str, minutes: float, eval_every: int, seed: int, eval_at: tuple[in
         curve = [_point(trainer, 0, 0.0)]
         alt_before = _alt_eval(trainer)
         train_s, samples, steps = 0.0, 0.0, []
-        while train_s < 60 * minutes:
+        while train_s < 60 * minutes and trainer.step_idx < (max_steps or 10_000):
             t0 = time.perf_counter()
             m = trainer.step()
             train_s += time.perf_counter() - t0
@@ -234,6 +239,7 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=15)
     p.add_argument("--eval-at", type=int, nargs="*", default=[],
                    help="more steps to evaluate at (e.g. where another run's curve has a point)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (or --minutes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", nargs="+", choices=[*VARIANTS, "trl"], default=["grpo", "lora", "trl"])
     p.add_argument("--out", default=str(ROOT / "docs" / "real_model"))
@@ -247,7 +253,7 @@ def main() -> None:
     for name in args.variants:
         eval_at = tuple(args.eval_at)
         rows.append(run_trl(args.minutes, args.eval_every, args.seed) if name == "trl"
-                    else run(name, args.minutes, args.eval_every, args.seed, eval_at))
+                    else run(name, args.minutes, args.eval_every, args.seed, eval_at, args.steps))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
         md = out.with_suffix(".md")
