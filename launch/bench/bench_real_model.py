@@ -4,10 +4,12 @@
         [--eval-every 15] [--out docs/real_model] [--append]
 
 Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for --minutes of training
-wall time (evaluation excluded): `grpo` (full fine-tuning), `lora` (learner.lora.rank 16, lr 1e-4),
-`dr_grpo` and `dapo` (other presets); `trl`: TRL's GRPOTrainer on the same model, data, reward, group
-size, lengths, sampling, lr and KL coefficient, in the machine's fast precision, its policy scored by
-rltrain's engine and the same verifier on the same test prompts (outside its training clock). Per run:
+wall time (evaluation excluded) or --steps: `grpo` (full fine-tuning), `lora` (learner.lora.rank 16,
+lr 1e-4), `dr_grpo` and `dapo` (other presets), `grpo_fp32` and `grpo_fp32_learner` (controls for the
+fast defaults: all fp32 on the transformers engine; an fp32 learner fed by the bf16 vLLM engine);
+`trl`: TRL's GRPOTrainer (--minutes only) on the same model, data, reward, group size, lengths,
+sampling, lr and KL coefficient, in the machine's fast precision, its policy scored by rltrain's engine
+and the same verifier on the same test prompts (outside its training clock). Per run:
 sampled pass@1 and pass@2, greedy pass@1 and response length on the test split every --eval-every
 steps against samples and training seconds; step time, learner peak RSS; test_alt (phrased unlike the
 training templates) before and after. Writes <out>.json and a table into <out>.md between
