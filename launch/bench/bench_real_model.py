@@ -227,7 +227,8 @@ def table(rows: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|\n")
     curve = lambda r: ", ".join("%d: %.1f" % (c["step"], 100 * c["pass@1"]) for c in r["curve"])  # noqa: E731
     short = {"bfloat16": "bf16", "float32": "fp32"}
-    lines = [f"| {r['variant']} ({short.get(r.get('dtype'), '?')}, {r.get('engine', '?')}, {r.get('date', '?')}) | {r['steps']} ({r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
+    seed = lambda r: f", seed {r['seed']}" if r.get("seed") else ""  # noqa: E731
+    lines = [f"| {r['variant']} ({short.get(r.get('dtype'), '?')}, {r.get('engine', '?')}, {r.get('date', '?')}{seed(r)}) | {r['steps']} ({r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
              f"| {_before_after(r, 'pass@2')} | {_before_after(r, 'greedy')} | {_before_after(r, 'response_len', 1.0)} "
              f"| {100 * r['test_alt_before']:.1f} -> {100 * r['test_alt_after']:.1f} | {r['train_reward_first5']:.3f} / "
              f"{r['train_reward_last5']:.3f} | {r['step_s']:.0f} ({r['gen_s']:.0f} / {r['update_s']:.0f}) | "
