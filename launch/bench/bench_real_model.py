@@ -7,7 +7,7 @@ Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for
 wall time (evaluation excluded) or --steps: `grpo` (full fine-tuning), `lora` (learner.lora.rank 16,
 lr 1e-4), `dr_grpo` and `dapo` (other presets), `grpo_fp32` and `grpo_fp32_learner` (controls for the
 fast defaults: all fp32 on the transformers engine; an fp32 learner fed by the bf16 vLLM engine);
-`trl`: TRL's GRPOTrainer (--minutes only) on the same model, data, reward, group size, lengths,
+`trl`: TRL's GRPOTrainer on the same model, data, reward, group size, lengths,
 sampling, lr and KL coefficient, in the machine's fast precision, its policy scored by rltrain's engine
 and the same verifier on the same test prompts (outside its training clock). Per run:
 sampled pass@1 and pass@2, greedy pass@1 and response length on the test split every --eval-every
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -152,12 +153,14 @@ def engine_scores(model_dir: str, split: str, n_prompts: int, n_samples: int, te
             "response_len": sum(len(smp.response_ids) for smp in sampled) / len(sampled)}
 
 
-def run_trl(minutes: float, eval_every: int, seed: int) -> dict:
+def run_trl(minutes: float, eval_every: int, seed: int, max_steps: int | None = None) -> dict:
     """TRL's GRPOTrainer on the same model, data, reward, group size, lengths, sampling, lr and KL
     coefficient, in the machine's fast precision (fp32 without bf16 matrix units: TRL's `bf16=True`
     was 1.4x slower there, docs/benchmarks.md), stopped after `minutes` of training; scored by
     `engine_scores` on the same test prompts and samples as the rltrain variants, before, every
-    `eval_every` steps (the policy saved and scored outside the training clock) and at the end."""
+    `eval_every` steps (the policy saved and scored outside the training clock) and at the end; or
+    stopped after `max_steps`. TRL's loss is its default (loss_type "dapo": one mean over the batch's
+    tokens; rltrain's grpo preset averages each sequence's tokens, then the sequences)."""
     import yaml
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
@@ -182,6 +185,7 @@ def run_trl(minutes: float, eval_every: int, seed: int) -> dict:
                       logging_steps=1, save_strategy="no", beta=0.001, temperature=rc["temperature"], top_k=0,
                       seed=seed, dataloader_num_workers=0)
     clock = {"train_s": 0.0, "steps": 0}
+    train_rewards: list[float] = []  # TRL's logged batch reward mean, one per step (logging_steps=1)
     score = lambda path, split="test": engine_scores(path, split, EVAL["eval.max_prompts"],  # noqa: E731
                                                     EVAL["eval.n_samples"], ec["temperature"], rc["max_new_tokens"])
     point = lambda path: {"step": clock["steps"], "samples": clock["steps"] * n,  # noqa: E731
@@ -197,13 +201,17 @@ def run_trl(minutes: float, eval_every: int, seed: int) -> dict:
             clock["train_s"] += time.perf_counter() - self.t0
             clock["steps"] += 1
             print(f"[trl] step {clock['steps']} {clock['train_s']:.0f}s", flush=True)
-            control.should_training_stop = clock["train_s"] >= 60 * minutes
+            control.should_training_stop = clock["train_s"] >= 60 * minutes or clock["steps"] >= (max_steps or 10_000)
             if clock["steps"] % eval_every == 0 and not control.should_training_stop:
                 path = workdir / f"step_{clock['steps']}"
                 model.save_pretrained(str(path))
                 tokenizer.save_pretrained(str(path))
                 curve.append(point(str(path)))
                 print(f"[trl] eval {curve[-1]}", flush=True)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "reward" in logs:
+                train_rewards.append(float(logs["reward"]))
 
     trainer = GRPOTrainer(model=model, reward_funcs=rewards.load("math"), args=args, train_dataset=data,
                           processing_class=tokenizer, callbacks=[Budget()])
@@ -213,7 +221,13 @@ def run_trl(minutes: float, eval_every: int, seed: int) -> dict:
     return {"variant": "trl", "seed": seed, "overrides": {}, **setting(), "steps": clock["steps"], "curve": curve,
             "test_alt_before": alt_before, "test_alt_after": score(str(workdir / "model"), "test_alt")["pass@1"],
             "step_s": clock["train_s"] / max(1, clock["steps"]), "gen_s": float("nan"), "update_s": float("nan"),
-            "learner_peak_rss_mb": float("nan"), "train_reward_first5": float("nan"), "train_reward_last5": float("nan")}
+            # the whole process (TRL generates and learns in it; the scoring engine adds a bf16 copy of the model)
+            "learner_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "train_reward_first5": _mean(train_rewards[:5]), "train_reward_last5": _mean(train_rewards[-5:])}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def _before_after(r: dict, key: str, scale: float = 100.0) -> str:
@@ -222,13 +236,13 @@ def _before_after(r: dict, key: str, scale: float = 100.0) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| variant (precision, engine, date) | steps (train min) | test pass@1 (step: value) | pass@2 | greedy | response tokens "
+    head = ("| variant (precision, engine, date) | steps (samples generated, train min) | test pass@1 (step: value) | pass@2 | greedy | response tokens "
             "| test_alt before -> after | train reward first/last 5 | step s (gen / update) | learner peak RSS MB |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n")
     curve = lambda r: ", ".join("%d: %.1f" % (c["step"], 100 * c["pass@1"]) for c in r["curve"])  # noqa: E731
     short = {"bfloat16": "bf16", "float32": "fp32"}
     seed = lambda r: f", seed {r['seed']}" if r.get("seed") else ""  # noqa: E731
-    lines = [f"| {r['variant']} ({short.get(r.get('dtype'), '?')}, {r.get('engine', '?')}, {r.get('date', '?')}{seed(r)}) | {r['steps']} ({r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
+    lines = [f"| {r['variant']} ({short.get(r.get('dtype'), '?')}, {r.get('engine', '?')}, {r.get('date', '?')}{seed(r)}) | {r['steps']} ({r['curve'][-1]['samples']:.0f}, {r['curve'][-1]['train_s'] / 60:.0f}) | {curve(r)} "
              f"| {_before_after(r, 'pass@2')} | {_before_after(r, 'greedy')} | {_before_after(r, 'response_len', 1.0)} "
              f"| {100 * r['test_alt_before']:.1f} -> {100 * r['test_alt_after']:.1f} | {r['train_reward_first5']:.3f} / "
              f"{r['train_reward_last5']:.3f} | {r['step_s']:.0f} ({r['gen_s']:.0f} / {r['update_s']:.0f}) | "
@@ -255,7 +269,7 @@ def main() -> None:
     rows = json.loads(out.with_suffix(".json").read_text()) if args.append and out.with_suffix(".json").exists() else []
     for name in args.variants:
         eval_at = tuple(args.eval_at)
-        rows.append(run_trl(args.minutes, args.eval_every, args.seed) if name == "trl"
+        rows.append(run_trl(args.minutes, args.eval_every, args.seed, args.steps) if name == "trl"
                     else run(name, args.minutes, args.eval_every, args.seed, eval_at, args.steps))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
