@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 
 def sample_batches(model_dir: str, n_prompts: int, seed: int, group_size: int, temperature: float,
-                   max_new_tokens: int, groups_per_batch: int) -> tuple[list, int]:
+                   max_new_tokens: int, groups_per_batch: int) -> list:
     """Two batches of `groups_per_batch` prompt groups whose rewards are not all equal (the groups that
     carry a GRPO gradient), sampled by the bf16 transformers engine and scored by the `math` reward."""
     import rewards
@@ -68,18 +68,16 @@ def sample_batches(model_dir: str, n_prompts: int, seed: int, group_size: int, t
         raise SystemExit(f"only {len(useful)} groups with a reward spread; need {2 * groups_per_batch}: raise --prompts")
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     batch = lambda gs: to_batch([r for g in gs for r in g], pad, 0, max_new_tokens)  # noqa: E731
-    return [batch(useful[:groups_per_batch]), batch(useful[groups_per_batch:2 * groups_per_batch])], pad
+    return [batch(useful[:groups_per_batch]), batch(useful[groups_per_batch:2 * groups_per_batch])]
 
 
-def gradient(model_dir: str, dtype: torch.dtype, batch, micro: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(flat fp32 gradient of the GRPO loss over the batch, log-probs) with the model's weights and
-    compute in `dtype`; micro-batches of `micro` rows, their gradients summed in fp32."""
+def gradient(model: torch.nn.Module, batch, micro: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flat fp32 gradient of the GRPO loss over the batch, log-probs) under `model` (its weights are not
+    changed); micro-batches of `micro` rows, their gradients summed in fp32."""
     import algorithms
-    from transformers import AutoModelForCausalLM
 
     from rltrain.workers.logprobs import response_logprobs
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").to(dtype)
     algo = algorithms.build({"preset": "grpo"})
     prepared, _ = algo.prepare(batch)
     total = [torch.zeros(p.shape, dtype=torch.float32) for p in model.parameters()]
@@ -112,6 +110,7 @@ def compare(g: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
 
 def main() -> None:
     import yaml
+    from transformers import AutoModelForCausalLM
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prompts", type=int, default=24)
@@ -127,13 +126,15 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model_dir = str(ensure_smollm2())
     t0 = time.perf_counter()
-    (a, b), _ = sample_batches(model_dir, args.prompts, args.seed, rc["n_samples"], rc["temperature"],
+    a, b = sample_batches(model_dir, args.prompts, args.seed, rc["n_samples"], rc["temperature"],
                                rc["max_new_tokens"], args.groups)
     grads, logps = {}, {}
-    for name, batch in (("A", a), ("B", b)):
-        for dt in (torch.float32, torch.bfloat16):
-            grads[name, dt], logps[name, dt] = gradient(model_dir, dt, batch, cfg["learner"]["micro_batch_size"],
+    for dt in (torch.float32, torch.bfloat16):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").to(dt)
+        for name, batch in (("A", a), ("B", b)):
+            grads[name, dt], logps[name, dt] = gradient(model, batch, cfg["learner"]["micro_batch_size"],
                                                         rc["temperature"])
+        del model
     mask = {"A": a.response_mask, "B": b.response_mask}
     gap = lambda n: float(((logps[n, torch.bfloat16] - logps[n, torch.float32]).abs() * mask[n]).sum()  # noqa: E731
                           / mask[n].sum())

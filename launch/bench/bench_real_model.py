@@ -5,8 +5,8 @@
 
 Variants, each `configs/smollm2_gsm.yaml` plus overrides (VARIANTS), trained for --minutes of training
 wall time (evaluation excluded) or --steps: `grpo` (full fine-tuning), `lora` (learner.lora.rank 16,
-lr 1e-4), `dr_grpo` and `dapo` (other presets), `grpo_fp32` and `grpo_fp32_learner` (controls for the
-fast defaults: all fp32 on the transformers engine; an fp32 learner fed by the bf16 vLLM engine);
+lr 1e-4), `dr_grpo` and `dapo` (other presets), `grpo_fp32` (the fast defaults' control: all fp32 on
+the transformers engine);
 `trl`: TRL's GRPOTrainer on the same model, data, reward, group size, lengths,
 sampling, lr and KL coefficient, in the machine's fast precision, its policy scored by rltrain's engine
 and the same verifier on the same test prompts (outside its training clock). Per run:
@@ -39,10 +39,8 @@ VARIANTS: dict[str, dict] = {
     "lora": {"learner.lora.rank": 16, "learner.lora.alpha": 32, "learner.lr": 1e-4},
     "dr_grpo": {"algorithm.preset": "dr_grpo"},
     "dapo": {"algorithm.preset": "dapo"},
-    # the fast defaults' controls: everything in fp32 on the transformers engine (the settings of the first
-    # recorded run), and an fp32 learner fed by the bf16 vLLM engine
+    # the fast defaults' control: everything in fp32 on the transformers engine (the first recorded run's settings)
     "grpo_fp32": {"model.dtype": "float32", "rollout.engine": "transformers"},
-    "grpo_fp32_learner": {"model.dtype": "float32", "rollout.dtype": "bfloat16"},
 }
 
 
@@ -114,8 +112,8 @@ def run(name: str, minutes: float, eval_every: int, seed: int, eval_at: tuple[in
             "step_s": mean("timing_s/step"), "gen_s": mean("timing_s/gen"), "update_s": mean("timing_s/update"),
             "learner_peak_rss_mb": max(s["perf/learner_peak_rss_mb"] or 0 for s in steps),
             "logprob_diff": mean("rollout/logprob_diff"), "train_response_len": mean("rollout/response_length_mean"),
-            "train_reward_first5": sum(s["rollout/reward_mean"] for s in steps[:5]) / max(1, len(steps[:5])),
-            "train_reward_last5": sum(s["rollout/reward_mean"] for s in steps[-5:]) / max(1, len(steps[-5:]))}
+            "train_reward_first5": _mean([s["rollout/reward_mean"] for s in steps[:5]]),
+            "train_reward_last5": _mean([s["rollout/reward_mean"] for s in steps[-5:]])}
 
 
 def engine_scores(model_dir: str, split: str, n_prompts: int, n_samples: int, temperature: float,
