@@ -42,9 +42,22 @@ def rloo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Ten
     return adv.to(rewards.dtype)
 
 
+#: shaped rewards are snapped to this grid: the ramp of a fractional buffer rounds (8 - 6.4 is not 1.6 in
+#: floating point), and a group whose shaped rewards should be equal but differ by that rounding would
+#: get advantages of (rounding / eps), several hundredths with float32 and eps 1e-6
+SHAPED_REWARD_GRID = 1e-9
+
+
+def shaped_rewards(rewards: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 rewards + overlong penalty on a 1e-9 grid: equal values stay exactly equal."""
+    total = rewards.to(torch.float64) + penalty.to(torch.float64)
+    return torch.round(total / SHAPED_REWARD_GRID) * SHAPED_REWARD_GRID
+
+
 def overlong_penalty(lengths: torch.Tensor, max_len: int, buffer: float, factor: float = 1.0) -> torch.Tensor:
-    """(N,) DAPO soft overlong punishment: min(-(L - (max_len - buffer)) / buffer * factor, 0)."""
+    """(N,) DAPO soft overlong punishment: min(-(L - (max_len - buffer)) / buffer * factor, 0), in float64
+    (a fractional buffer's ramp rounds; see `shaped_rewards`)."""
     if buffer <= 0:
-        return torch.zeros_like(lengths, dtype=torch.float32)
-    exceed = lengths.to(torch.float32) - (max_len - buffer)
+        return torch.zeros_like(lengths, dtype=torch.float64)
+    exceed = lengths.to(torch.float64) - (max_len - buffer)
     return torch.clamp(-exceed / buffer * factor, max=0.0)

@@ -10,7 +10,7 @@ from algorithms.batch import BatchField as F
 from algorithms.batch import RolloutBatch
 from algorithms.core import masked_mean
 from algorithms.dcpo import SmoothAdvantage
-from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages
+from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages, shaped_rewards
 from algorithms.gtpo import entropy_filtered_advantages
 from algorithms.igpo import IGPO_NORMS, broadcast_turns, turn_advantages, turn_rewards_from_tokens
 from algorithms.noisy import forward_corrected_advantages, reinforce_advantages
@@ -46,7 +46,7 @@ class GroupAdvantage(AdvantageEstimator):
             return batch.rewards, {}
         max_len = p.overlong_max_len or batch.response_budget()
         pen = overlong_penalty(_lengths(batch), max_len, p.overlong_buffer_frac * max_len, p.overlong_factor)
-        return batch.rewards + pen.to(batch.rewards.dtype), {
+        return shaped_rewards(batch.rewards, pen), {
             "reward/overlong_penalty_mean": float(pen.mean()),
             "reward/overlong_penalty_frac": float((pen < 0).float().mean())}
 

@@ -39,8 +39,8 @@ def test_rloo_advantages():
 def test_overlong_penalty():
     # max_len 10, buffer 4 -> expected length 6: L=5,6 -> 0 ; 8 -> -(2/4) ; 10 -> -1 ; 12 -> -1.5
     out = overlong_penalty(torch.tensor([5, 6, 8, 10, 12]), 10, 4.0, 1.0)
-    assert torch.allclose(out, torch.tensor([0.0, 0.0, -0.5, -1.0, -1.5]))
-    assert torch.equal(overlong_penalty(torch.tensor([12]), 10, 0.0), torch.zeros(1))
+    assert out.dtype == torch.float64 and out.tolist() == [0.0, 0.0, -0.5, -1.0, -1.5]
+    assert torch.equal(overlong_penalty(torch.tensor([12]), 10, 0.0), torch.zeros(1, dtype=torch.float64))
 
 
 def test_sample_advantages():
@@ -95,3 +95,27 @@ def test_smooth_advantage_groups_are_separate_prompts():
     exp = torch.tensor([0.5 / math.sqrt(0.5), -0.5 / math.sqrt(0.5), -1 / math.sqrt(3), -1 / math.sqrt(3), 2 / math.sqrt(3)])
     assert torch.allclose(adv, exp, atol=1e-6)
     assert set(sa.stats) == {"x", "y"}
+
+
+def test_dapo_shaping_equal_shaped_rewards_give_exactly_zero():
+    """A right answer that ran to the budget (1 - 1 = 0) and wrong answers inside it (0 + 0) are equal
+    shaped rewards: the group carries no signal, so every advantage is exactly 0. The buffer 0.2 * 8 = 1.6
+    is fractional: in float32 the ramp's rounding left 1 - 0.99999994 = 6e-8 and the std's eps turned it
+    into advantages of several hundredths."""
+    import algorithms
+    from algorithms import RolloutBatch
+
+    T = 8
+    lengths = torch.tensor([8, 3, 4, 5, 8, 2, 7, 6])
+    mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).float()
+    batch = RolloutBatch(response_ids=mask.long(), response_mask=mask,
+                         rewards=torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
+                         group_ids=torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), prompt_keys=["a"] * 4 + ["b"] * 4,
+                         max_response_len=T)
+    algo = algorithms.build({"preset": "dapo"})
+    adv, _ = algo.advantage.compute(batch)
+    assert torch.equal(adv[:4], torch.zeros(4, T))  # shaped: 0, 0, 0, 0
+    # group b keeps its signal: shaped 0, 0, -(7-6.4)/1.6 = -0.375, 0 (L=6 is inside the buffer's start)
+    shaped, _ = algo.advantage.shaped_rewards(batch)
+    assert shaped[4:].tolist() == [0.0, 0.0, -0.375, 0.0]
+    assert float(adv[6, 0]) < 0 < float(adv[4, 0])
