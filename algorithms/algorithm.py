@@ -95,6 +95,10 @@ class DriverAlgorithm:
         self.driver_reads: frozenset[BatchField] = frozenset().union(
             *(_fields(s, "reads", "") for s in driver_stages), _fields(self.objective, "prepare_reads", ""))
         self.group_aligned_microbatches: bool = any(getattr(s, "group_aligned", False) for s in stages.values())
+        # what a replayed row must bring back beside its advantages: the advantage stage's other outputs
+        # (PACS labels, GTPO's seq_advantages, GAE returns), stored when the row was generated
+        self.replay_fields: tuple[BatchField, ...] = tuple(sorted(
+            _fields(self.advantage, "writes", "advantage") - {BatchField.ADVANTAGES}, key=lambda f: f.value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec})"
@@ -129,8 +133,8 @@ class DriverAlgorithm:
         return b, metrics
 
     def _advantages(self, b: RolloutBatch) -> dict[str, float]:
-        """Advantages of the fresh rows; replayed rows keep the advantages stored at generation time
-        (the estimator's other outputs are scattered back for the fresh rows, zero for replayed ones)."""
+        """Advantages of the fresh rows; replayed rows keep the advantages and the estimator's other
+        outputs (`replay_fields`) stored at generation time, which the batch must carry for them."""
         if b.replayed is None or not bool(b.replayed.any()):
             adv, metrics = self.advantage.compute(b)
             b.advantages = adv.to(torch.float32)
@@ -140,11 +144,14 @@ class DriverAlgorithm:
         adv, metrics = self.advantage.compute(fresh)
         fresh.advantages = adv.to(torch.float32)
         for f in _fields(self.advantage, "writes", "advantage"):
-            part = fresh.get(f)
+            part, stored = fresh.get(f), b.get(f)
             if part is None:
                 continue
-            full = b.get(f).clone() if f is BatchField.ADVANTAGES else torch.zeros((len(b), *part.shape[1:]),
-                                                                                   dtype=part.dtype)
+            if stored is None:
+                raise ValueError(f"replayed rows carry no stored {f.value!r}, an output of the advantage stage "
+                                 f"{self.advantage.name!r} that later stages read; the replay buffer keeps "
+                                 "`replay_fields` for them")
+            full = stored.clone().to(part.dtype)
             full[fresh_rows] = part
             setattr(b, f.value, full)
         return metrics

@@ -90,3 +90,27 @@ def test_the_critic_trains_on_the_rows_that_have_returns():
     batch.returns = torch.arange(len(batch), dtype=torch.float32).view(-1, 1).expand(-1, batch.response_ids.shape[1])
     fresh = rows_with_returns(batch)  # replayed rows keep stored advantages; their returns were left at zero
     assert len(fresh) == 2 and fresh.returns[:, 0].tolist() == [1.0, 3.0]
+
+
+def test_the_advantage_stages_other_outputs_come_back_with_their_rows():
+    """PACS labels (one per row) and GAE returns (one per token) are stored and replayed with their rows,
+    through a checkpoint's state too; a batch without a field the algorithm names is refused."""
+    from algorithms import BatchField
+
+    src = _prepared(step=1, version=0)
+    src.labels = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    src.returns = torch.arange(src.response_mask.numel(), dtype=torch.float32).view_as(src.response_mask) * \
+        src.response_mask
+    fields = (BatchField.LABELS, BatchField.RETURNS)
+    buf = ReplayBuffer(depth=2, max_staleness=4)
+    with pytest.raises(ValueError, match="has no labels"):
+        buf.add(_prepared(step=1, version=0), fields)
+    buf.add(src, fields)
+    again = ReplayBuffer(depth=2, max_staleness=4)
+    again.load_state_dict(buf.state_dict())
+    out = replay_batch(again.sample_groups(2), pad_id=0, step=2, max_response_len=8, first_group=0)
+    rows = [2, 3, 0, 1]  # newest group first
+    assert out.labels.tolist() == [src.labels[i].item() for i in rows]
+    for j, i in enumerate(rows):
+        n = int(src.response_mask[i].sum())
+        assert torch.equal(out.returns[j, :n], src.returns[i, :n]) and not out.returns[j, n:].any()

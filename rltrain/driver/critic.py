@@ -30,8 +30,8 @@ def policy_frozen(cfg: CriticConfig, critic: RankGroup | None, step: int) -> boo
 
 
 def rows_with_returns(batch: RolloutBatch) -> RolloutBatch:
-    """The rows the advantage stage computed returns for: all but replayed ones (a replayed row keeps
-    the advantages stored when it was generated, and its `returns` are left at zero)."""
+    """The rows the advantage stage computed returns for this step: all but replayed ones (a replayed
+    row brings back the returns stored when it was generated, targets of an older critic)."""
     if batch.replayed is None or not bool(batch.replayed.any()):
         return batch
     return batch.index(batch.fresh_rows())

@@ -2,7 +2,9 @@
 
 Each kept sample is stored as plain token-level lists: prompt ids, response ids, the behaviour
 log-probs of the policy that generated it, that policy's version, the reward, the advantages computed
-at generation time, the prompt key, the step it was generated for, and a group id unique over the run.
+at generation time and the advantage stage's other outputs (`extras`: PACS labels, GTPO's per-completion
+advantages, GAE returns; the fields the algorithm names in `replay_fields`), the prompt key, the step it
+was generated for, and a group id unique over the run.
 Samples go in and come out by whole groups (advantages are group-relative).
 
 - depth: only groups from the last `depth` steps are kept (ReMix: the last N = 2 policies);
@@ -16,11 +18,12 @@ Samples go in and come out by whole groups (advantages are group-relative).
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
 
 import torch
 
-from algorithms import RolloutBatch
+from algorithms import BatchField, RolloutBatch
 from rltrain.driver.rollout import pack_samples
 
 SAMPLING = ("recent", "uniform")
@@ -37,6 +40,12 @@ class ReplaySample:
     prompt_key: str
     step: int
     group: int
+    extras: dict[str, float | list[float]] = field(default_factory=dict)  # per-row value or per-token list
+
+
+def _row_value(t: torch.Tensor, i: int, n: int) -> float | list[float]:
+    """Row i of a per-row (N,) field as a float, of a per-token (N,T) field as its first n values."""
+    return float(t[i]) if t.dim() == 1 else t[i, :n].tolist()
 
 
 class ReplayBuffer:
@@ -58,9 +67,12 @@ class ReplayBuffer:
     def groups(self) -> list[int]:
         return list(dict.fromkeys(s.group for s in self.samples))
 
-    def add(self, batch: RolloutBatch) -> int:
+    def add(self, batch: RolloutBatch, extras: Iterable[BatchField] = ()) -> int:
         """Store the rows of a prepared batch that were not replayed (fresh samples, with their
-        advantages); returns how many samples were added."""
+        advantages and the fields `extras`); returns how many samples were added."""
+        missing = [f.value for f in extras if batch.get(f) is None]
+        if missing:
+            raise ValueError(f"the batch to store has no {', '.join(missing)}, which replayed rows must bring back")
         gid_map: dict[int, int] = {}
         added = 0
         for i in batch.fresh_rows().tolist():
@@ -72,7 +84,8 @@ class ReplayBuffer:
             self.samples.append(ReplaySample(
                 batch.input_ids[i, :start].tolist(), batch.response_ids[i, :n].tolist(),
                 batch.sampling_logp[i, :n].tolist(), batch.advantages[i, :n].tolist(), float(batch.rewards[i]),
-                int(batch.versions[i]), batch.prompt_keys[i], batch.step, gid_map[gid]))
+                int(batch.versions[i]), batch.prompt_keys[i], batch.step, gid_map[gid],
+                {f.value: _row_value(batch.get(f), i, n) for f in extras}))
             added += 1
         return added
 
@@ -104,13 +117,16 @@ class ReplayBuffer:
 
 def replay_batch(groups: list[list[ReplaySample]], pad_id: int, step: int, max_response_len: int,
                  first_group: int) -> RolloutBatch:
-    """The typed batch of replayed groups: behaviour log-probs as pi_old, stored advantages, `replayed`."""
+    """The typed batch of replayed groups: behaviour log-probs as pi_old, stored advantages and extras,
+    `replayed`."""
     rows = [s for g in groups for s in g]
-    packed, (logp, adv) = pack_samples([s.prompt_ids for s in rows], [s.response_ids for s in rows], pad_id,
-                                       [s.behaviour_logp for s in rows], [s.advantages for s in rows])
+    per_token = [k for k, v in rows[0].extras.items() if isinstance(v, list)]
+    packed, (logp, adv, *token_extras) = pack_samples(
+        [s.prompt_ids for s in rows], [s.response_ids for s in rows], pad_id, [s.behaviour_logp for s in rows],
+        [s.advantages for s in rows], *[[s.extras[k] for s in rows] for k in per_token])
     mask = packed["response_mask"]
     group_of = {g: first_group + k for k, g in enumerate(dict.fromkeys(s.group for s in rows))}
-    return RolloutBatch(
+    batch = RolloutBatch(
         response_ids=packed["response_ids"], response_mask=mask,
         rewards=torch.tensor([s.reward for s in rows], dtype=torch.float32),
         group_ids=torch.tensor([group_of[s.group] for s in rows], dtype=torch.long),
@@ -120,3 +136,8 @@ def replay_batch(groups: list[list[ReplaySample]], pad_id: int, step: int, max_r
         replayed=torch.ones(len(rows), dtype=torch.bool), pad_id=pad_id, step=step,
         max_response_len=max_response_len, turn_ids=torch.where(mask > 0, 0, -1).long(),
         token_rewards=torch.zeros_like(mask))
+    for name, t in zip(per_token, token_extras):
+        setattr(batch, name, t)
+    for name in rows[0].extras.keys() - set(per_token):
+        setattr(batch, name, torch.tensor([s.extras[name] for s in rows], dtype=torch.float32))
+    return batch

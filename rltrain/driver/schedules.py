@@ -158,6 +158,10 @@ class ReplaySchedule(SyncSchedule):
                            first_group=int(fresh.group_ids.max()) + 1)
         fresh.old_logp = fresh.sampling_logp.clone() if fresh.old_logp is None else fresh.old_logp
         fresh.advantages = torch.zeros_like(fresh.response_mask)  # computed by the algorithm's prepare
+        for f in self.collector.algo.replay_fields:  # (so are the advantage stage's other outputs)
+            if old.get(f) is not None:
+                like = fresh.response_mask if old.get(f).dim() == 2 else fresh.rewards
+                setattr(fresh, f.value, torch.zeros_like(like, dtype=torch.float32))
         width = max(fresh.response_ids.shape[1], old.response_ids.shape[1])
         model_width = max(fresh.input_ids.shape[1], old.input_ids.shape[1])
         batch = RolloutBatch.cat([fresh.padded(width, model_width), old.padded(width, model_width)])
@@ -168,7 +172,7 @@ class ReplaySchedule(SyncSchedule):
         return batch, metrics
 
     def observe(self, batch: RolloutBatch) -> dict[str, float]:
-        self.buffer.add(batch)
+        self.buffer.add(batch, self.collector.algo.replay_fields)
         return {}
 
     def state_dict(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import algorithms
-from algorithms import ConfigError, RolloutBatch
+from algorithms import BatchField, ConfigError, RolloutBatch
 from algorithms.stages.base import Objective, wmean
 from alg_helpers import current_logp, random_batch
 
@@ -390,9 +390,38 @@ def test_replayed_rows_keep_their_stored_advantages():
     assert torch.equal(out.advantages[6:], stored[6:])            # replayed: as stored at generation time
     fresh, _ = algorithms.build({"preset": "dr_grpo"}).prepare(b.index(torch.arange(6)).copy())
     assert torch.equal(out.advantages[:6], fresh.advantages)      # fresh: computed on the fresh rows alone
-    # the estimator's other outputs come back for fresh rows only (GTPO's seq_advantages)
-    out, _ = algorithms.build({"preset": "gtpo"}).prepare(b)
-    assert out.seq_advantages.shape == (12,) and torch.equal(out.seq_advantages[6:], torch.zeros(6))
+    # the estimator's other outputs: computed for fresh rows, kept as stored for replayed ones
+    gtpo = algorithms.build({"preset": "gtpo"})
+    assert gtpo.replay_fields == (BatchField.SEQ_ADVANTAGES,)
+    with pytest.raises(ValueError, match="replayed rows carry no stored 'seq_advantages'"):
+        gtpo.prepare(b)
+    b.seq_advantages = torch.where(b.replayed, torch.tensor(0.5), torch.tensor(0.0))
+    out, _ = gtpo.prepare(b)
+    assert out.seq_advantages[6:].tolist() == [0.5] * 6
+    assert torch.equal(out.seq_advantages[:6], gtpo.prepare(b.index(torch.arange(6)).copy())[0].seq_advantages)
+
+
+def test_replayed_rows_keep_pacs_labels_and_gtpo_conflicts():
+    """A replayed correct answer trains as a correct one under PACS, and GTPO finds the conflict tokens of a
+    replayed group: each gives the same loss gradient as the same rows prepared fresh."""
+    b = random_batch(group_sizes=(4, 4), T=5, seed=3)
+    b.rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    b.response_ids[:, 0] = 7  # a shared first token in every group: a conflict token of GTPO
+    for preset in ("pacs", "gtpo"):
+        ref, _ = algorithms.build({"preset": preset}).prepare(b)   # every row fresh
+        replayed = b.copy()
+        replayed.replayed = torch.tensor([False] * 4 + [True] * 4)
+        replayed.advantages = ref.advantages * replayed.replayed.unsqueeze(1)  # stored at generation time
+        for f in algorithms.build({"preset": preset}).replay_fields:
+            setattr(replayed, f.value, ref.get(f) * replayed.replayed.to(ref.get(f).dtype))
+        algo = algorithms.build({"preset": preset})
+        out, _ = algo.prepare(replayed)
+        for f in (BatchField.ADVANTAGES, BatchField.LOSS_WEIGHTS, *algo.replay_fields):
+            assert torch.equal(out.get(f), ref.get(f)), (preset, f)
+        if preset == "gtpo":
+            assert torch.equal(out.token_weights, ref.token_weights) and (ref.token_weights[4:, 0] != 1).all()
+        logp = current_logp(b)
+        assert torch.equal(algo.loss(logp, out)[0], algo.loss(logp, ref)[0])
 
 
 def test_kl_at_coefficient_zero_needs_no_reference():
