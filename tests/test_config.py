@@ -188,3 +188,22 @@ def test_auto_dtype_is_bfloat16_where_bf16_matrix_products_are_faster():
     assert set(measured) == {"bfloat16", "float32"} and all(0 < s < 10 for s in measured.values())
     cfg = load(None, {"model.dtype": "auto"})
     assert cfg.model.dtype == fast_dtype()  # resolved at load: the run's config.yaml records the choice
+
+
+def test_an_algorithm_brings_the_schedule_it_is_defined_by(tmp_path):
+    """ReMix's objective brings the replay schedule (by preset, composition or stage override); a schedule
+    set against it, or IGPO without an environment, stops the load naming the key and the reason."""
+    for over in (["algorithm.preset=remix"], ["algorithm.preset=remix+forking"],
+                 ["algorithm.objective.name=remix"]):
+        assert load(None, over).trainer.schedule == "replay", over
+    assert load(None, ["algorithm.preset=grpo"]).trainer.schedule == "sync"
+    assert load(None, ["algorithm.preset=remix", "trainer.schedule=replay", "replay.fraction=0.2"]).replay.fraction == 0.2
+    yaml_file = tmp_path / "remix.yaml"
+    yaml_file.write_text("algorithm:\n  preset: remix\ntrainer:\n  schedule: sync\n")
+    for path, over in ((None, ["algorithm.preset=remix", "trainer.schedule=async"]), (str(yaml_file), [])):
+        with pytest.raises(ConfigError, match=r"^trainer.schedule: algorithm.preset=remix .* needs trainer.schedule="
+                                              r"replay \(ReMix learns from replayed"):
+            load(path, over)
+    with pytest.raises(ConfigError, match=r"^env.name: algorithm.preset=igpo .* needs env.name set to a multi-turn"):
+        load(None, ["algorithm.preset=igpo"])
+    assert load(str(ROOT / "configs" / "igpo_search.yaml")).env.name == "search"

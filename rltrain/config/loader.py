@@ -18,7 +18,7 @@ import copy
 import errno
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -225,26 +225,31 @@ def validate(cls: type[M], data: Any) -> M:
 
 def load_config(cls: type[M], yaml_path: str | None = None,
                 overrides: list[str] | Mapping[str, Any] | None = None,
-                renamed: Mapping[str, str] | None = None) -> M:
-    """Defaults <- YAML file <- overrides (deep merge), then validation by the pydantic schema.
+                renamed: Mapping[str, str] | None = None,
+                implied: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> M:
+    """Defaults <- implied settings <- YAML file <- overrides (deep merge), then validation by the
+    pydantic schema.
 
     `overrides` is a command-line list (see `parse_overrides`) or a dict, nested or with dotted
     keys (`{"trainer.steps": 3}`). `renamed` maps old dotted keys to the text telling what to use.
+    `implied(user)` gets what the user gave (YAML merged with overrides) and returns settings that
+    follow from it (e.g. the schedule an algorithm needs), which the user's own settings override.
     """
     try:
         data: Any = to_dict(cls())
     except ValidationError:  # the schema has required fields: start from nothing
         data = {}
-    if yaml_path:
-        data = merge(data, load_yaml(yaml_path))
+    user: dict[str, Any] = load_yaml(yaml_path) if yaml_path else {}
     if isinstance(overrides, Mapping):
-        data = merge(data, _expand(overrides))
+        user = merge(user, _expand(overrides))
     elif isinstance(overrides, (list, tuple)):
-        data = merge(data, parse_overrides(list(overrides)))
+        user = merge(user, parse_overrides(list(overrides)))
     elif overrides is not None:
         raise TypeError(f"overrides must be a list of strings or a dict, got {type(overrides).__name__}")
-    check_renamed(data, renamed or {})
-    return validate(cls, data)
+    check_renamed(user, renamed or {})
+    if implied is not None:
+        data = merge(data, implied(user))
+    return validate(cls, merge(data, user))
 
 
 def to_dict(cfg: Any) -> Any:

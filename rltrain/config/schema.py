@@ -331,11 +331,14 @@ def check_algorithm(spec: dict[str, Any]) -> None:
 
 
 def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None) -> Config:
-    """Defaults <- YAML <- overrides, validated (the algorithm section by the `algorithms` package).
+    """Defaults <- what the algorithm needs (rltrain/config/algorithm_needs.py) <- YAML <- overrides,
+    validated (the algorithm section by the `algorithms` package).
 
     A missing YAML file raises FileNotFoundError; every other problem raises `ConfigError`.
     """
-    cfg = load_config(Config, yaml_path, overrides, renamed=RENAMED)
+    from rltrain.config.algorithm_needs import config_layer
+
+    cfg = load_config(Config, yaml_path, overrides, renamed=RENAMED, implied=config_layer)
     check_algorithm(cfg.algorithm.spec())
     return cfg
 

@@ -14,7 +14,7 @@ from rltrain.driver.trainer import Trainer
 pytestmark = pytest.mark.e2e
 
 
-def _cfg(tmp_path, default_model, **over):
+def _cfg(tmp_path, default_model, drop=(), **over):
     base = {
         "model.path": default_model, "rollout.engine": "transformers", "trainer.schedule": "replay",
         "replay.fraction": 0.5, "replay.updates_per_batch": 2, "replay.depth": 2, "replay.max_staleness": 2,
@@ -25,7 +25,7 @@ def _cfg(tmp_path, default_model, **over):
         "data.n_train": 200, "data.n_test": 8,
     }
     base.update(over)
-    return load(None, base)
+    return load(None, {k: v for k, v in base.items() if k not in drop})
 
 
 def test_replay_mixes_stale_groups_and_checkpoints_the_buffer(tmp_path, ray_session, default_model):
@@ -62,12 +62,15 @@ def _probe_batch(trainer):
 
 
 def test_remix_reincarnation_resets_the_reference_and_stops_replay(tmp_path, ray_session, default_model):
-    cfg = _cfg(tmp_path, default_model, **{"algorithm.preset": "remix", "algorithm.objective.reincarnate_at": 3,
-                                           "trainer.run_name": "remix"})
+    cfg = _cfg(tmp_path, default_model, drop=("trainer.schedule",),  # the preset brings the replay schedule
+               **{"algorithm.preset": "remix", "algorithm.objective.reincarnate_at": 3, "trainer.run_name": "remix"})
+    assert cfg.trainer.schedule == "replay"
     trainer = Trainer(cfg)
     try:
         metrics = [trainer.step() for _ in range(2)]
         assert metrics[1]["replay/fraction"] == 0.5 and metrics[1]["remix/replayed_frac"] == 0.5
+        assert metrics[1]["rollout/staleness_max"] >= 1 and metrics[1]["actor/clipfrac_low"] + \
+            metrics[1]["actor/clipfrac_high"] > 0
         probe = _probe_batch(trainer)
         policy = ray.get(trainer.actors.learners[0].compute_logprobs.remote(probe, False))["logp"]
         before = trainer.actors.reference.call("compute_logprobs", probe)[0]
