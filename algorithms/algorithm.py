@@ -81,6 +81,16 @@ def check_field_flow(stages: dict[str, Any]) -> None:
         available |= _fields(stage, "writes", kind)
 
 
+def check_combination(stages: dict[str, Any]) -> None:
+    """Stages that would each correct for the behaviour policy (one by its ratio, one by weights)."""
+    objective, correction = stages["objective"], stages["correction"]
+    if getattr(correction, "old_logp_from_learner", False) and getattr(objective, "behaviour_ratio", False):
+        raise ConfigError("algorithm.correction", f"correction {correction.name!r} weights tokens by pi_old / "
+                                                  f"pi_behaviour, and objective {objective.name!r} already takes its "
+                                                  "ratio against the behaviour log-probs on off-policy rows: use one "
+                                                  "of them (objective behaviour=old, or correction none)")
+
+
 class DriverAlgorithm:
     """The driver part: data policy, advantages, weights, selection, objective hooks, and all state."""
 
@@ -97,6 +107,9 @@ class DriverAlgorithm:
         self.group_aligned_microbatches: bool = any(getattr(s, "group_aligned", False) for s in stages.values())
         # what a replayed row must bring back beside its advantages: the advantage stage's other outputs
         # (PACS labels, GTPO's seq_advantages, GAE returns), stored when the row was generated
+        # pi_old is the learner's log-prob on every row, off-policy ones too (a correction stage carries the
+        # behaviour policy): the runtime's log-prob pass replaces the behaviour log-probs of stale rows
+        self.old_logp_from_learner: bool = any(getattr(s, "old_logp_from_learner", False) for s in stages.values())
         self.replay_fields: tuple[BatchField, ...] = tuple(sorted(
             _fields(self.advantage, "writes", "advantage") - {BatchField.ADVANTAGES}, key=lambda f: f.value))
 
@@ -215,6 +228,7 @@ def _stages(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, A
     resolved = resolve_spec(spec)
     stages = {kind: make_stage(kind, resolved[kind], f"algorithm.{kind}") for kind in STAGE_KINDS}
     check_field_flow(stages)
+    check_combination(stages)
     return stages, resolved
 
 

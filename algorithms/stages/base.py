@@ -115,6 +115,10 @@ class TokenSelector(Stage):
 
 
 class Objective(Stage):
+    #: True when the objective takes its ratio against the behaviour (sampling) log-probs itself on
+    #: off-policy rows; it cannot be combined with a correction that does the same by weights
+    behaviour_ratio: bool = False
+
     @property
     def prepare_reads(self) -> frozenset[BatchField]:
         """Fields the driver hooks (prepare, prepare_minibatch) read."""
@@ -148,6 +152,11 @@ class Aggregation(Stage):
 
 
 class Correction(Stage):
+    #: True when the stage weights tokens by pi_old / pi_behaviour: pi_old must then be the learner's own
+    #: log-probs at this step on every row, off-policy ones included (the runtime computes them), and
+    #: the stage, not the ratio, carries the behaviour policy (decoupled PPO)
+    old_logp_from_learner: bool = False
+
     def weights(self, mb: RolloutBatch) -> tuple[torch.Tensor | None, Metrics]:
         return None, {}
 

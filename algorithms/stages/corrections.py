@@ -5,7 +5,12 @@ no separate old-log-prob pass ran).
 - none.
 - tis: truncated importance sampling w = min(pi_old / pi_engine, cap) (Yao et al. 2025, "Your Efficient
   RL Framework Secretly Brings You Off-Policy RL Training"; cap 2 there). Metrics: rollout/tis_weight_mean
-  and rollout/tis_capped_frac over the real response tokens.
+  and rollout/tis_capped_frac over the real response tokens. pi_old is the learner's log-prob of the
+  token under the weights of this step on every schedule (`old_logp_from_learner`): on a stale batch
+  (async, replay, partial rollouts) the weight then corrects the lag and the engine-vs-learner gap
+  together and the clipped ratio is taken against the current policy, the decoupled PPO objective
+  (Hilton et al. 2021, "Batch size-invariance for policy optimization", arXiv 2110.00641; AReaL, Fu et al.
+  2025, arXiv 2505.24298).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class NoCorrection(Correction):
 @register("correction", "tis")
 class TruncatedIS(Correction):
     reads = frozenset({F.OLD_LOGP, F.SAMPLING_LOGP, F.LOSS_WEIGHTS})
+    old_logp_from_learner = True
 
     @dataclass
     class Params:

@@ -159,6 +159,10 @@ class RemixClip(Objective):
         reincarnate_at: int = meta(0, min=0)   # 0 = never
 
     @property
+    def behaviour_ratio(self) -> bool:
+        return self.params.behaviour != "old"
+
+    @property
     def reads(self) -> frozenset[F]:
         base = _CLIP_READS | {F.SAMPLING_LOGP, F.BEHAVIOUR_ROWS}
         return frozenset(base | {F.PROX_LOGP} if self.params.centred else base)

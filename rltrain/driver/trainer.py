@@ -206,9 +206,11 @@ class Trainer:
     def needs_old_logprob_pass(self, batch: RolloutBatch) -> bool:
         """A separate old-log-prob pass is needed unless the batch gets exactly one optimizer step and
         nothing reads what only the pass can give: old log-probs or entropies before the update, or pi_k
-        (`prox_logp`) of an off-policy batch. Otherwise the learner takes them from its own forward."""
+        (`prox_logp`) of an off-policy batch, or the learner's pi_old in place of its behaviour log-probs.
+        Otherwise the learner takes them from its own forward."""
         lc = self.cfg.learner
-        off_policy_prox = batch.old_logp is not None and self.algo.needs(BatchField.PROX_LOGP)
+        off_policy_prox = batch.old_logp is not None and (self.algo.needs(BatchField.PROX_LOGP)
+                                                          or self.algo.old_logp_from_learner)
         return (lc.epochs * lc.mini_batches * self.schedule.updates_per_batch > 1 or lc.force_old_logprob_pass
                 or off_policy_prox or bool({BatchField.OLD_LOGP, BatchField.ENTROPY} & self.algo.driver_reads))
 
@@ -225,8 +227,8 @@ class Trainer:
             return out
         current, entropy, metrics = self._learner_logprobs(batch, with_entropy=True)
         batch.entropy, batch.prox_logp = entropy, current
-        if batch.old_logp is None:  # on-policy; an off-policy batch keeps its behaviour log-probs
-            batch.old_logp = current
+        if batch.old_logp is None or self.algo.old_logp_from_learner:
+            batch.old_logp = current  # an off-policy batch keeps its behaviour log-probs unless told otherwise
         out = algorithms.reduce_metrics(metrics)
         if batch.ref_logp is not None:
             m = batch.response_mask

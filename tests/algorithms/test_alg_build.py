@@ -433,3 +433,15 @@ def test_kl_at_coefficient_zero_needs_no_reference():
     assert not algorithms.build_driver(off).needs(BatchField.REF_LOGP)
     loss = algorithms.build_loss(off)
     assert loss.regularizer.per_token(torch.zeros(2, 3), None, None) == (None, {})
+
+
+def test_tis_takes_pi_old_from_the_learner_and_refuses_a_second_behaviour_correction():
+    """TIS asks the runtime for the learner's pi_old on every row (stale ones too); ReMix's objective takes its
+    own ratio against the behaviour policy, so the two together would correct twice: refused."""
+    assert algorithms.build_driver({"preset": "grpo", "correction": {"name": "tis"}}).old_logp_from_learner
+    assert not algorithms.build_driver({"preset": "grpo"}).old_logp_from_learner
+    with pytest.raises(ConfigError, match="algorithm.correction: correction 'tis' weights tokens by pi_old / "
+                                          "pi_behaviour, and objective 'remix'"):
+        algorithms.build({"preset": "remix", "correction": {"name": "tis"}})
+    assert algorithms.build({"preset": "remix", "correction": {"name": "tis"},
+                             "objective": {"behaviour": "old"}}).old_logp_from_learner

@@ -51,16 +51,21 @@ def test_async_with_zero_staleness_is_the_synchronous_run(tmp_path, ray_session,
 
 
 def test_async_two_versions_ahead_trains_stale_batches_and_resumes(tmp_path, ray_session, default_model):
+    tis = {"algorithm.correction": {"name": "tis", "cap": 2.0}}  # decoupled: pi_old = the learner's, on stale rows too
     cfg = _cfg(tmp_path, default_model, "k2", **{"trainer.schedule": "async", "trainer.max_staleness": 2,
-                                                   "trainer.steps": 10})
+                                                   "trainer.steps": 10, **tis})
     trainer = Trainer(cfg)
     try:
         metrics = [trainer.step() for _ in range(4)]
         assert [m["rollout/weight_version"] for m in metrics] == [0, 0, 0, 1]
         assert [m["rollout/staleness_max"] for m in metrics] == [0, 1, 2, 2]
         assert all(torch.isfinite(torch.tensor(m["actor/pg_loss"])) for m in metrics)
+        # the weights correct the lag: pi_learner(now) / pi_engine(then) is not 1 on stale batches
+        assert all(m["rollout/tis_weight_mean"] != 1.0 for m in metrics[1:])
         batch, m = trainer.collect_batch()  # step 5's batch, two versions stale
         assert m["rollout/staleness_mean"] == 2 and torch.equal(batch.old_logp, batch.sampling_logp)
+        trainer.compute_logprobs(batch)  # pi_old becomes the learner's, the behaviour stays in sampling_logp
+        assert torch.equal(batch.old_logp, batch.prox_logp) and not torch.equal(batch.old_logp, batch.sampling_logp)
         in_flight = trainer.schedule.in_flight_prompt_keys()
         assert len(in_flight) == 2
         trainer.save()  # two rounds in flight
@@ -68,7 +73,8 @@ def test_async_two_versions_ahead_trains_stale_batches_and_resumes(tmp_path, ray
         trainer.close()
 
     resumed = Trainer(_cfg(tmp_path, default_model, "k2", **{"trainer.schedule": "async", "trainer.max_staleness": 2,
-                                                              "trainer.steps": 10, "trainer.resume": str(tmp_path / "k2")}))
+                                                              "trainer.steps": 10, "trainer.resume": str(tmp_path / "k2"),
+                                                              **tis}))
     try:
         batch, m = resumed.collect_batch()  # nothing in flight after a resume: made on the spot
         assert m["rollout/staleness_max"] == 0
