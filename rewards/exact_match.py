@@ -18,7 +18,7 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 def normalize_answer(text: Any, case_sensitive: bool = False) -> str:
     """Canonical string form of an answer.
 
-    Strips whitespace, ``$``, ``\\boxed{}``/``\\text{}`` wrappers, ``\\left``/``\\right``, a trailing
+    Strips whitespace, ``$`` and ``\\$``, ``\\boxed{}``/``\\text{}`` wrappers, ``\\left``/``\\right``, a trailing
     period and thousands separators; numbers get one form (``5.0`` -> ``5``, ``1,000`` -> ``1000``);
     lower-cases unless ``case_sensitive``.
     """
@@ -28,7 +28,7 @@ def normalize_answer(text: Any, case_sensitive: bool = False) -> str:
         s = s[len("\\boxed{") : -1]
     s = _TEXT_CMD.sub(r"\1", s)
     s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("\\,", "")
-    s = s.replace("$", "").strip()
+    s = s.replace("\\$", "").replace("$", "").strip()  # math delimiters and escaped currency signs
     s = s.rstrip(".").strip()
     s = " ".join(s.split())
     s = _THOUSANDS.sub("", s)

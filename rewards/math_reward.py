@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from typing import Any
 
+from ._latex_parser import check_parser
 from ._text import completion_text, extract_answer
 from .exact_match import normalize_answer
 
@@ -16,6 +18,7 @@ __all__ = ["MathReward", "math_reward"]
 def _configs() -> tuple[list, list]:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
+    check_parser()  # the same parse under every antlr4 runtime math-verify supports, or a clear error
     pred = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
     gold = [LatexExtractionConfig(), ExprExtractionConfig()]
     return pred, gold
@@ -28,6 +31,10 @@ def _timeout(seconds: int | None) -> int | None:
     return max(1, int(seconds))
 
 
+# a "$" that delimits math, not an escaped one: a gold such as \$18.90 is a currency amount
+_DELIMITER = re.compile(r"(?<!\\)\$")
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_gold(gold: str, parse_timeout_s: int | None) -> tuple:
     from math_verify import parse
@@ -35,7 +42,7 @@ def _parse_gold(gold: str, parse_timeout_s: int | None) -> tuple:
     _, gold_cfg = _configs()
     t = _timeout(parse_timeout_s)
     text = gold.strip()
-    if "\\boxed" in text or "$" in text:
+    if "\\boxed" in text or _DELIMITER.search(text):
         candidates = [text]
     else:
         candidates = [f"${text}$", f"\\boxed{{{text}}}", text]

@@ -7,7 +7,8 @@ from rewards.exact_match import normalize_answer
 from rewards.overlong import soft_overlong_penalty
 
 
-@pytest.mark.parametrize("a,b", [("1,000", "1000"), ("5.0", "5"), ("$\\text{Paris}$", "paris"), ("\\boxed{42}", "42."), ("  a   b ", "a b"), ("-0.0", "0")])
+@pytest.mark.parametrize("a,b", [("1,000", "1000"), ("5.0", "5"), ("$\\text{Paris}$", "paris"), ("\\boxed{42}", "42."), ("  a   b ", "a b"), ("-0.0", "0"),
+                                 ("\\$18.90", "18.90"), ("\\$1,250", "$1250$")])
 def test_normalize_answer(a, b):
     assert normalize_answer(a) == normalize_answer(b)
 
