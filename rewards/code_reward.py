@@ -64,6 +64,7 @@ class CodeReward:
     """
 
     __name__ = "code"
+    score_range = (0.0, 1.0)
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ class Combined:
     ``missing`` says what a None from one part does: "skip" (leave that part out, as TRL's
     nansum does; None only when every part is None), "none" (the sample gets None) or "zero".
     ``last_parts`` holds each part's scores from the latest call, for per-part metrics.
+    ``score_range`` is the weighted sum of the parts' ranges (None when a part has none).
     """
 
     def __init__(self, parts: Sequence[tuple[Callable[..., list], float]], missing: str = "skip") -> None:
@@ -26,6 +27,19 @@ class Combined:
         self.missing = missing
         self.__name__ = "+".join(f"{w:g}*{getattr(fn, '__name__', 'reward')}" for fn, w in self.parts)
         self.last_parts: dict[str, list[float | None]] = {}
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        lo = hi = 0.0
+        for fn, w in self.parts:
+            part = getattr(fn, "score_range", None)
+            if part is None:
+                return None
+            a, b = (0.0, 0.0) if w == 0 else sorted((w * part[0], w * part[1]))
+            if self.missing != "none":  # a part's None leaves it out ("skip") or counts 0 ("zero")
+                a, b = min(a, 0.0), max(b, 0.0)
+            lo, hi = lo + a, hi + b
+        return lo, hi
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         n = len(completions)

@@ -63,6 +63,7 @@ class ExactMatchReward:
     """
 
     __name__ = "exact_match"
+    score_range = (0.0, 1.0)
 
     def __init__(self, answer_column: str = "answer", extract: str = "auto", case_sensitive: bool = False) -> None:
         extract_answer("", extract)  # validate the mode early

@@ -9,8 +9,10 @@ from ._text import completion_text
 
 __all__ = ["FormatReward", "THINK_ANSWER"]
 
-#: ``<think>...</think>`` then ``<answer>...</answer>`` and nothing else (whitespace allowed).
-THINK_ANSWER = r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$"
+#: ``<think>...</think>`` then ``<answer>...</answer>`` and nothing else (whitespace allowed), each
+#: tag pair holding something besides whitespace: empty tags are the layout without the content it
+#: asks for, and would otherwise be a free score_match for any completion.
+THINK_ANSWER = r"^\s*<think>\s*(?!</think>)\S.*?</think>\s*<answer>\s*(?!</answer>)\S.*?</answer>\s*$"
 
 _FLAGS = {"DOTALL": re.DOTALL, "IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE}
 
@@ -51,6 +53,11 @@ class FormatReward:
         self._regex = re.compile(pattern, value)
         self.score_match = float(score_match)
         self.score_miss = float(score_miss)
+
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """The two scores, lowest first."""
+        return min(self.score_match, self.score_miss), max(self.score_match, self.score_miss)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_regex"}

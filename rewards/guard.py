@@ -16,6 +16,12 @@ Isolation modes (``isolation=``):
 - ``"inline"``: the batch is called directly; exceptions are caught (and the batch retried sample
   by sample to find the culprit) but time is not limited here, so the function must bound itself
   (the code sandbox, HTTP timeouts, a reward model forward pass).
+
+Ranges: a reward declares the interval its scores lie in (``score_range=(low, high)`` here, or a
+``score_range`` attribute on the function or object; built-in rewards all have one). A score outside
+it is what a gamed or broken verifier produces (issue #34: 3.33 for a program "passing" 10 of 3
+tests), so it is treated like a failure: logged with the sample's index and value, counted in
+``stats["out_of_range"]`` and replaced by ``fallback``. Without a declared range a reward is unbounded.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["Reward", "ISOLATIONS", "split_columns"]
+__all__ = ["Reward", "ISOLATIONS", "check_range", "split_columns"]
 
 log = logging.getLogger("rewards")
 
@@ -67,6 +73,24 @@ def _coerce(value: Any) -> float | None:
     raise TypeError(f"reward value must be a number or None, got {type(value).__name__}")
 
 
+def check_range(value: Any, name: str) -> tuple[float, float] | None:
+    """A declared score range as ``(low, high)`` floats (None: unbounded); ValueError if malformed."""
+    if value is None:
+        return None
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) for v in value)
+    if not ok or value[0] > value[1]:
+        raise ValueError(f"reward {name!r}: score_range must be (low, high) numbers with low <= high, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _within(value: float, bounds: tuple[float, float]) -> bool:
+    """low <= value <= high, with a relative slack for float rounding (weighted sums)."""
+    lo, hi = bounds
+    slack = 1e-9 * max(1.0, abs(lo) if math.isfinite(lo) else 1.0, abs(hi) if math.isfinite(hi) else 1.0)
+    return lo - slack <= value <= hi + slack
+
+
 def _call_one(fn: Callable[..., Any], prompt: Any, completion: Any, row: dict[str, Any], shared: dict[str, Any]) -> Any:
     """Score one sample through the batch signature; return the single value."""
     out = fn([prompt], [completion], **{k: [v] for k, v in row.items()}, **shared)
@@ -87,8 +111,12 @@ class Reward:
         isolation: "process", "thread" or "inline".
         workers: parallel workers for "process"/"thread" (default: min(4, CPU count)).
         worker_memory_mb: address-space limit for each "process" worker (None = no limit).
+        score_range: ``(low, high)`` the reward's scores lie in (default: ``fn.score_range`` if it
+            has one, else unbounded); a score outside it is dropped like a failure.
 
-    ``stats`` counts samples, errors and timeouts since creation (for ``reward/*`` metrics).
+    ``stats`` counts samples, errors, timeouts and out-of-range scores since creation (for
+    ``reward/*`` metrics), plus whatever the function counts in its own ``stats`` dict when it runs
+    in this process (thread or inline isolation: the code reward's ``untrusted_tests``).
     """
 
     def __init__(
@@ -101,6 +129,7 @@ class Reward:
         isolation: str = "process",
         workers: int | None = None,
         worker_memory_mb: int | None = None,
+        score_range: tuple[float, float] | list[float] | None = None,
     ) -> None:
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
@@ -115,9 +144,31 @@ class Reward:
         self.isolation = isolation
         self.workers = int(workers) if workers else min(4, os.cpu_count() or 1)
         self.worker_memory_mb = worker_memory_mb
-        self.stats = {"samples": 0, "errors": 0, "timeouts": 0}
+        declared = score_range if score_range is not None else getattr(fn, "score_range", None)
+        self.declared_range = check_range(declared, self.__name__)
+        self.counts = {"samples": 0, "errors": 0, "timeouts": 0, "out_of_range": 0}
         self._pool: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        """The range of what this guard returns: the declared range, widened to hold ``fallback``."""
+        if self.declared_range is None:
+            return None
+        lo, hi = self.declared_range
+        if self.fallback is None:
+            return lo, hi
+        return min(lo, self.fallback), max(hi, self.fallback)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The guard's counters, then the function's own (``fn.stats``) where the names differ."""
+        out = dict(self.counts)
+        inner = getattr(self.fn, "stats", None)
+        if isinstance(inner, dict):
+            for key, value in list(inner.items()):
+                out.setdefault(key, value)
+        return out
 
     def __repr__(self) -> str:
         return f"Reward({self.__name__!r}, isolation={self.isolation!r}, timeout_s={self.timeout_s}, fallback={self.fallback})"
@@ -158,7 +209,7 @@ class Reward:
         if n == 0:
             return []
         rows = [{k: v[i] for k, v in per_sample.items()} for i in range(n)]
-        self.stats["samples"] += n
+        self.counts["samples"] += n
         if self.isolation == "inline":
             return self._inline(prompts, completions, per_sample, rows, shared)
         if self.isolation == "process":
@@ -178,16 +229,21 @@ class Reward:
 
     def _finish(self, i: int, status: str, value: Any, seconds: float) -> float | None:
         if status == "timeout":
-            self.stats["timeouts"] += 1
+            self.counts["timeouts"] += 1
             return self._fail(i, f"timed out after {seconds:.1f}s (limit {self.timeout_s}s)")
         if status == "err":
-            self.stats["errors"] += 1
+            self.counts["errors"] += 1
             return self._fail(i, f"raised {value}")
         try:
-            return _coerce(value)
+            score = _coerce(value)
         except TypeError as exc:
-            self.stats["errors"] += 1
+            self.counts["errors"] += 1
             return self._fail(i, f"returned a bad value ({exc})")
+        if score is not None and self.declared_range is not None and not _within(score, self.declared_range):
+            self.counts["out_of_range"] += 1
+            lo, hi = self.declared_range
+            return self._fail(i, f"scored {score:g}, outside its range [{lo:g}, {hi:g}]")
+        return score
 
     def _inline(self, prompts, completions, per_sample, rows, shared) -> list[float | None]:
         n = len(completions)
@@ -198,7 +254,7 @@ class Reward:
             return [self._finish(i, "ok", v, 0.0) for i, v in enumerate(out)]
         except Exception as exc:  # noqa: BLE001 - find which sample fails
             if n == 1 or not getattr(self.fn, "per_sample_retry", True):
-                self.stats["errors"] += n - 1
+                self.counts["errors"] += n - 1
                 return [self._finish(i, "err", f"{type(exc).__name__}: {exc} (whole batch)", 0.0) for i in range(n)]
             log.info("reward %r: batch call failed (%s: %s); scoring samples one by one", self.__name__, type(exc).__name__, exc)
         results = []

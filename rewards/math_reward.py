@@ -71,6 +71,7 @@ class MathReward:
     """
 
     __name__ = "math"
+    score_range = (0.0, 1.0)
 
     def __init__(
         self,

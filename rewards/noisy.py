@@ -95,6 +95,12 @@ class NoisyVerifierCorrection(_BinaryRewardMap):
 
     map = correct
 
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """The corrected scores of a 0 and a 1, lowest first."""
+        a, b = self.correct(0.0), self.correct(1.0)
+        return min(a, b), max(a, b)
+
 
 class NoisyChannel(_BinaryRewardMap):
     """Corrupt a binary reward: a score >= threshold becomes 0 with probability ``fn_rate`` (a false
@@ -116,3 +122,4 @@ class NoisyChannel(_BinaryRewardMap):
         return 1.0 if self.rng.random() < self.fp_rate else 0.0
 
     map = corrupt
+    score_range = (0.0, 1.0)

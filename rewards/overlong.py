@@ -36,6 +36,7 @@ class OverlongReward:
     """
 
     __name__ = "overlong"
+    score_range = (-1.0, 0.0)
 
     def __init__(self, max_length: int, cache_length: int, tokenizer: str | None = None, chars_per_token: float = 1.0) -> None:
         if not (0 < cache_length <= max_length):

@@ -12,7 +12,7 @@ from .guard import Reward
 __all__ = ["GUARD_OPTIONS", "available", "from_config", "load", "register", "wrap"]
 
 #: keyword arguments of ``load`` that configure the guard, not the reward itself
-GUARD_OPTIONS = ("timeout_s", "fallback", "isolation", "workers", "worker_memory_mb")
+GUARD_OPTIONS = ("timeout_s", "fallback", "isolation", "workers", "worker_memory_mb", "score_range")
 
 # name -> (import path of the reward class, guard defaults)
 _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
@@ -68,6 +68,8 @@ def _build(obj: Any, params: dict[str, Any], name: str) -> Callable[..., Any]:
         fn = functools.partial(obj, **params)
         fn.__name__ = getattr(obj, "__name__", name)  # type: ignore[attr-defined]
         fn.__module__ = getattr(obj, "__module__", None)  # type: ignore[attr-defined]
+        if getattr(obj, "score_range", None) is not None:
+            fn.score_range = obj.score_range  # type: ignore[attr-defined]
         return fn
     return obj
 
@@ -93,7 +95,9 @@ def load(name: str | Callable[..., Any], **params: Any) -> Reward:
     "pkg.mod:RewardClass"), or a callable. ``params`` go to the reward (class constructor, or
     bound with functools.partial for a function), except the guard options ``timeout_s``
     (per-sample limit, seconds), ``fallback`` (score of a failed sample, default None),
-    ``isolation`` ("process" | "thread" | "inline"), ``workers`` and ``worker_memory_mb``.
+    ``isolation`` ("process" | "thread" | "inline"), ``workers``, ``worker_memory_mb`` and
+    ``score_range`` (``(low, high)``: a score outside it is dropped and counted; default: the
+    reward's own ``score_range`` attribute, else unbounded).
 
     Special names: ``"combine"`` with ``rewards=[config, ...]`` (each config as for
     ``from_config``, with an optional ``weight``) and ``missing``; ``"noisy"`` with

@@ -4,7 +4,10 @@ Each function has TRL's signature `fn(prompts, completions, **columns) -> list[f
 dataset columns (the answer and every other column of the row) arrive as keyword arguments. The
 total is `rewards.combine`'s weighted sum with `missing="none"`: a sample any function could not
 score (None) gets None and is dropped from the update, and the runner logs which function missed.
-Per-sample time limits and error handling come from `rewards.load`.
+Per-sample time limits and error handling come from `rewards.load`, and so does the range check:
+a score outside the range its reward declares is dropped like a failure; when a call drops any, the
+count rides in the parts as `out_of_range` (the same value on every sample of the call), which the
+rollout metrics log as `reward/out_of_range_mean`.
 """
 
 from __future__ import annotations
@@ -42,10 +45,18 @@ class RewardRunner:
             cols.setdefault(key, [r.columns.get(key) for r in rows])
         return cols
 
+    def out_of_range(self) -> int:
+        """Scores dropped so far for lying outside their reward's declared range."""
+        return sum(fn.stats.get("out_of_range", 0) for fn, _ in self.combined.parts)
+
     def __call__(self, prompts: list, completions: list[str], rows: list[PromptRow]
                  ) -> tuple[list[float | None], dict[str, list[float | None]]]:
+        before = self.out_of_range()
         total = self.combined(prompts, completions, **self.columns(rows))
         parts = dict(zip(self.labels, self.combined.last_parts.values()))
+        dropped = self.out_of_range() - before
+        if dropped:
+            parts["out_of_range"] = [float(dropped)] * len(total)
         for i, t in enumerate(total):
             if t is None:
                 missing = [label for label, scores in parts.items() if scores[i] is None]

@@ -113,3 +113,11 @@ class NaNObjective(PPOClip):
     def loss(self, logp, mb, w):
         loss, metrics = super().loss(logp, mb, w)
         return loss * float("nan"), metrics
+
+
+def overconfident_reward(prompts, completions, **columns):
+    """A user reward that declares scores in [0, 1] and returns 2.0: a verifier gone wrong (issue #34)."""
+    return [2.0 for _ in completions]
+
+
+overconfident_reward.score_range = (0.0, 1.0)

@@ -137,4 +137,4 @@ def test_guard_option_validation():
         rewards.load("math", isolation="docker")
     with pytest.raises(ValueError):
         rewards.load("math", timeout_s=0)
-    assert rewards.GUARD_OPTIONS == ("timeout_s", "fallback", "isolation", "workers", "worker_memory_mb")
+    assert rewards.GUARD_OPTIONS == ("timeout_s", "fallback", "isolation", "workers", "worker_memory_mb", "score_range")

@@ -24,6 +24,10 @@ def test_format():
     fmt = rewards.load("format", isolation="inline")
     comps = ["<think>hmm</think>\n<answer>4</answer>", "<answer>4</answer>", "<think>x</think><answer>4</answer> extra", ""]
     assert fmt(None, comps) == [1.0, 0.0, 0.0, 0.0]
+    # tags without content are not the layout asked for (the reward-hacking corpus's empty tags)
+    empty = ["<think></think><answer></answer>", "<think> \n</think>\n<answer>\t</answer>",
+             "<think>a</think><answer> </answer>", "<think></think><answer>4</answer>", "<think>\n.\n</think> <answer> 4 </answer>"]
+    assert fmt(None, empty) == [0.0, 0.0, 0.0, 0.0, 1.0]
     search = rewards.load("format", pattern=r"\\boxed\{", mode="search", isolation="inline")
     assert search(None, ["so \\boxed{2}", "2"]) == [1.0, 0.0]
     with pytest.raises(ValueError):
