@@ -353,3 +353,16 @@ def test_lora_merged_params_equal_peft_merge_under_plain_names(default_model):
     base_now = {n.replace(".base_layer.", "."): p for n, p in model.get_base_model().named_parameters(remove_duplicate=False)
                 if "lora_" not in n}
     assert all(torch.equal(base_now[n], w) for n, w in plain.items())  # the model itself is never merged in place
+
+
+def test_signal_frac_counts_groups_with_a_reward_spread():
+    """data/signal_frac = groups whose scored samples differ; a group with one scored sample has no spread."""
+    from rltrain.data import PromptRow
+    from rltrain.driver.rollout import Record, rollout_metrics
+
+    row = PromptRow(prompt="q", answer="a", key="k")
+    rewards = {0: [1.0, 0.0], 1: [0.0, 0.0], 2: [1.0, 1.0], 3: [1.0, None]}
+    records = [Record(row, g, [1], [2, 3], [-0.1, -0.2], True, 0, reward=r) for g, rs in rewards.items() for r in rs]
+    m = rollout_metrics(records, max_new_tokens=4)
+    assert m["data/signal_frac"] == 0.25 and m["rollout/frac_reward_zero_std"] == 0.75
+    assert m["rollout/samples"] == 8 and m["rollout/dropped_samples"] == 1

@@ -46,8 +46,24 @@ class ModelConfig(Section):
         return fast_dtype() if v == "auto" else v
 
 
+class CuresConfig(Section):
+    """`data.sampler: cures` (rltrain/data/cures.py): CurES prompt sampling by a Beta posterior of each
+    prompt's success rate, and rollout allocation within each batch's sample budget."""
+
+    form: Literal["paper", "code"] = "paper"  # code: the released sampler's per-prompt temperature (~uniform)
+    temperature: float = Field(0.1, gt=0)  # paper form: weights exp(sqrt(p (1 - p)) / temperature)
+    prior: Literal["uniform", "pooled"] = "pooled"  # uniform: Beta(1, 1) (paper, code); pooled: the run's rate
+    prior_strength: float = Field(2.0, gt=0)  # pooled prior's pseudo-count
+    replacement: bool = True  # false: weighted draws without replacement within an epoch (the code's order)
+    allocation: bool = True  # per-prompt samples ~ sqrt(p (1 - p)) within prompts x rollout.n_samples
+    min_samples: int = Field(2, ge=1)  # per prompt, when allocating
+    max_samples: int = Field(0, ge=0)  # per prompt, when allocating; 0 = 2 x rollout.n_samples
+    correct_threshold: float = 0.5  # a rollout counts as a success when its reward is above this
+
+
 class DataConfig(Section):
-    """Prompt data: JSONL/Parquet files, or the built-in task when `train_files` is empty."""
+    """Prompt data: JSONL/Parquet files, or the built-in task when `train_files` is empty. `sampler`:
+    `uniform` (a seeded permutation per epoch) or `cures` (options under `data.cures`)."""
 
     train_files: list[str] = Field(default_factory=list)
     test_files: list[str] = Field(default_factory=list)
@@ -59,6 +75,8 @@ class DataConfig(Section):
     seed: int = 0
     # word_problems: the evaluation split; test_alt is phrased unlike the training templates
     test_split: Literal["test", "test_alt"] = "test"
+    sampler: Literal["uniform", "cures"] = "uniform"
+    cures: CuresConfig = Field(default_factory=CuresConfig)
 
 
 class VLLMConfig(Section):
@@ -90,6 +108,9 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_refill_rounds: int = Field(4, ge=0)  # dynamic sampling: extra generation rounds before giving up
+    # dynamic sampling: a refill round generates this many times the groups still missing (extra kept groups
+    # are dropped), so fewer rounds of small batches are needed when most groups are filtered out
+    refill_oversample: float = Field(1.0, ge=1.0)
     # partial rollouts (rltrain/driver/partial.py): 0 = off; c > 0 = each round gives a sample at most c new
     # tokens, unfinished samples resume next step (after the weight sync) from their token ids
     partial_tokens: int = Field(0, ge=0)
@@ -308,6 +329,14 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _cures_budget(self) -> "Config":
+        c, n = self.data.cures, self.rollout.n_samples
+        if self.data.sampler == "cures" and c.allocation and c.max_samples and not c.min_samples <= n <= c.max_samples:
+            raise ValueError(f"data.cures.min_samples={c.min_samples} <= rollout.n_samples={n} <= data.cures."
+                             f"max_samples={c.max_samples} must hold: each batch's budget is prompts x n_samples")
+        return self
+
+    @model_validator(mode="after")
     def _multiturn_combinations(self) -> "Config":
         if self.env.name is None:
             return self
@@ -344,7 +373,7 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 
 
 __all__ = [
-    "AlgorithmConfig", "Config", "ConfigError", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
+    "AlgorithmConfig", "Config", "ConfigError", "CuresConfig", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
     "CriticConfig", "ModelConfig", "RENAMED", "ReferenceConfig", "ResourcesConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
     "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig",
     "load", "to_dict",

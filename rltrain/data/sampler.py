@@ -100,6 +100,18 @@ class PromptSampler:
         while True:
             yield self.next_batch()
 
+    # what every prompt sampler offers the collector (rltrain/data/cures.py uses them; here they are no-ops)
+    def allocation(self, rows: Sequence[PromptRow], n: int) -> list[int] | None:
+        """Samples per row from a budget of len(rows) x n; None = n each."""
+        return None
+
+    def observe(self, keys: Sequence[str], rewards: Sequence[float | None]) -> None:
+        """The scored rollouts of drawn prompts (a sampler that adapts learns from them)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Metrics of the last draw."""
+        return {}
+
     def state_dict(self) -> dict[str, int]:
         """The cursor: `{"epoch", "index" (position within the epoch), "seed"}`."""
         return {"epoch": self._epoch, "index": self._index, "seed": self.seed}

@@ -101,9 +101,10 @@ class PendingEpisodes:
     rows: list[PromptRow]
     sampling: SamplingConfig
     first_group: int
+    n_per_row: list[int] | None = None  # None: sampling.n episodes per row
 
     def result(self) -> list[Record]:
-        return self.rollout.run(self.rows, self.sampling, self.first_group)
+        return self.rollout.run(self.rows, self.sampling, self.first_group, self.n_per_row)
 
 
 def chat_observation_wrapper(tokenizer) -> tuple[str, str]:
@@ -144,8 +145,9 @@ class MultiTurnRollout(Rollout):
                              "exactly one token")
         return ids[0]
 
-    def submit(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0) -> PendingEpisodes:
-        return PendingEpisodes(self, rows, sampling, first_group)
+    def submit(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0,
+               n_per_row: list[int] | None = None) -> PendingEpisodes:
+        return PendingEpisodes(self, rows, sampling, first_group, n_per_row)
 
     def score(self, records: list[Record]) -> None:
         """Episodes are scored by their environment when they end; only the completion text is set here."""
@@ -153,8 +155,10 @@ class MultiTurnRollout(Rollout):
             rec.completion = self.tokenizer.decode(rec.response_ids, skip_special_tokens=True)
 
     # ----- episodes -------------------------------------------------------------------------
-    def run(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int) -> list[Record]:
-        episodes = [self._start(row, first_group + i) for i, row in enumerate(rows) for _ in range(sampling.n)]
+    def run(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int,
+            n_per_row: list[int] | None = None) -> list[Record]:
+        ns = n_per_row if n_per_row is not None else [sampling.n] * len(rows)
+        episodes = [self._start(row, first_group + i) for i, row in enumerate(rows) for _ in range(ns[i])]
         turn_sampling = replace(sampling, n=1, max_new_tokens=self.cfg.turn_tokens, stop_token_ids=self.stop_ids)
         for turn in range(self.cfg.max_turns):
             active = [e for e in episodes if e.end is None]

@@ -72,21 +72,23 @@ class WorkerCalls:
 
 @dataclass
 class PendingRollout:
-    """Generation in flight on the workers (`Rollout.submit`); `result()` waits for the records."""
+    """Generation in flight on the workers (`Rollout.submit`); `result()` waits for the records. One part
+    per distinct number of samples per row: (the rows of each worker's call, the calls)."""
 
     rows: list[PromptRow]
     prompt_ids: list[list[int]]
-    shards: list[list[int]]
-    calls: WorkerCalls
+    parts: list[tuple[list[list[int]], WorkerCalls]]
     first_group: int
+    n_per_row: list[int] | None = None  # None: the sampling config's n for every row
 
     def result(self) -> list[Record]:
         records: list[Record] = []
-        for shard, out in zip(self.shards, self.calls.results()):
-            for smp in out["samples"]:
-                i = shard[smp.prompt_index]
-                records.append(Record(self.rows[i], self.first_group + i, self.prompt_ids[i], smp.response_ids,
-                                      smp.logprobs, smp.finished, out["version"]))
+        for shards, calls in self.parts:
+            for shard, out in zip(shards, calls.results()):
+                for smp in out["samples"]:
+                    i = shard[smp.prompt_index]
+                    records.append(Record(self.rows[i], self.first_group + i, self.prompt_ids[i], smp.response_ids,
+                                          smp.logprobs, smp.finished, out["version"]))
         records.sort(key=lambda r: r.group)
         return records
 
@@ -128,15 +130,24 @@ class Rollout:
             self._prompt_cache[row.key] = self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
         return self._prompt_cache[row.key]
 
-    def submit(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0) -> "PendingRollout":
-        """Start generating n samples per row, spread over the workers; returns at once."""
+    def submit(self, rows: list[PromptRow], sampling: SamplingConfig, first_group: int = 0,
+               n_per_row: list[int] | None = None) -> "PendingRollout":
+        """Start generating `sampling.n` samples per row (or `n_per_row[i]` for row i: one call per distinct
+        number), spread over the workers; returns at once."""
         ids = [self.prompt_ids(r) for r in rows]
-        shards = self._shards(len(rows))
-        calls = self._call("generate", [([ids[i] for i in shard], sampling) for shard in shards])
-        return PendingRollout(rows, ids, shards, calls, first_group)
+        ns = n_per_row if n_per_row is not None else [sampling.n] * len(rows)
+        parts = []
+        for n in sorted(set(ns)):
+            members = [i for i, k in enumerate(ns) if k == n]
+            shards = self._shards(members)
+            calls = self._call("generate", [([ids[i] for i in shard], replace(sampling, n=n)) for shard in shards])
+            parts.append((shards, calls))
+        return PendingRollout(rows, ids, parts, first_group, n_per_row)
 
-    def _shards(self, n: int) -> list[list[int]]:
-        return [s for s in (list(range(n))[w::len(self.workers)] for w in range(len(self.workers))) if s]
+    def _shards(self, items: int | list[int]) -> list[list[int]]:
+        """`items` (or range(items)) dealt round-robin over the workers, empty shares left out."""
+        items = list(range(items)) if isinstance(items, int) else items
+        return [s for s in (items[w::len(self.workers)] for w in range(len(self.workers))) if s]
 
     def submit_continue(self, sequences: list[list[int]], sampling: SamplingConfig) -> PendingContinuation:
         """Start one continuation per token-id sequence, spread over the workers; returns at once."""
@@ -238,6 +249,7 @@ def rollout_metrics(records: list[Record], max_new_tokens: int) -> dict[str, flo
         "rollout/response_length_max": lengths.max().item(),
         "rollout/response_length_clip_ratio": sum(not r.finished for r in records) / max(1, len(records)),
         "rollout/frac_reward_zero_std": sum(zero_std) / max(1, len(zero_std)),
+        "data/signal_frac": 1.0 - sum(zero_std) / max(1, len(zero_std)),  # groups with a reward spread
         "rollout/dropped_samples": float(len(records) - len(scored)),
         "rollout/samples": float(len(records)),
     }

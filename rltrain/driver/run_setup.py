@@ -98,6 +98,20 @@ def _run_dir(cfg: Config) -> tuple[Path, str, Path | None]:
     return run_dir, name, ckpt
 
 
+def make_sampler(cfg: Config, train: list[PromptRow]) -> PromptSampler:
+    """The training prompts' sampler of `data.sampler` (uniform, or CurES with `data.cures`)."""
+    if cfg.data.sampler == "uniform":
+        return PromptSampler(train, batch_size=cfg.rollout.prompts_per_step, seed=cfg.trainer.seed)
+    from rltrain.data.cures import CuresSampler
+
+    c = cfg.data.cures
+    return CuresSampler(train, cfg.rollout.prompts_per_step, cfg.trainer.seed, form=c.form, temperature=c.temperature,
+                        prior=c.prior, prior_strength=c.prior_strength, replacement=c.replacement,
+                        allocation=c.allocation, min_samples=c.min_samples,
+                        max_samples=c.max_samples or 2 * cfg.rollout.n_samples,
+                        correct_threshold=c.correct_threshold)
+
+
 def prepare_run(cfg: Config) -> RunFiles:
     from transformers import AutoTokenizer
 
@@ -106,7 +120,7 @@ def prepare_run(cfg: Config) -> RunFiles:
     model_path = resolve_model(cfg)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    sampler = PromptSampler(train, batch_size=cfg.rollout.prompts_per_step, seed=cfg.trainer.seed)
+    sampler = make_sampler(cfg, train)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return RunFiles(model_path, tokenizer, pad_id, train, test, sampler, run_dir, name, resume_from)

@@ -25,8 +25,8 @@ name or an import path `pkg.mod:Class` to a class with the same interface:
   versions old, with their behaviour log-probs and generation-time advantages) and the rest fresh, so
   a step generates fewer rollouts; `replay.updates_per_batch` passes over each batch. The buffer is in
   the checkpoint.
-A checkpoint taken with rounds in flight stores the sampler cursor from before the oldest of them,
-so a resumed run takes the same prompts again (it regenerates them with the restored weights).
+A checkpoint taken with rounds in flight stores their prompts (and samples per prompt), so a resumed run
+takes the same prompts again (it regenerates them with the restored weights) before drawing new ones.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ class AsyncSchedule(SyncSchedule):
     def __init__(self, collector, sampler: PromptSampler, cfg) -> None:
         super().__init__(collector, sampler, cfg)
         self.max_staleness = self.staleness_of(cfg)
-        self.in_flight: deque = deque()                 # PendingRollouts for the next steps, oldest first
-        self._cursor_before: deque[dict] = deque()      # the sampler cursor before each of them
+        self.in_flight: deque = deque()  # PendingRollouts for the next steps, oldest first
+        self.resubmit: deque[tuple[list, list[int] | None]] = deque()  # (rows, samples per row) from a checkpoint
 
     @classmethod
     def staleness_of(cls, cfg) -> int:
@@ -103,10 +103,8 @@ class AsyncSchedule(SyncSchedule):
         return cls.staleness_of(cfg) > 0
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
-        first = None
-        if self.in_flight:
-            first = self.in_flight.popleft()
-            self._cursor_before.popleft()
+        first = self.in_flight.popleft() if self.in_flight else (
+            self.collector.submit(*self.resubmit.popleft()) if self.resubmit else None)
         batch, metrics = self.collector.collect(step, version, self.sampler, first)
         ahead = self.max_staleness if self.off_policy else 0
         while len(self.in_flight) < ahead and step + len(self.in_flight) < self.total_steps:
@@ -114,18 +112,27 @@ class AsyncSchedule(SyncSchedule):
         return batch, metrics
 
     def prefetch(self) -> None:
-        """Submit one more generation round now (the engines run it during the coming updates)."""
-        self._cursor_before.append(self.sampler.state_dict())
-        self.in_flight.append(self.collector.submit(self.sampler.take(self.collector.prompts_per_step)))
+        """Submit one more generation round now (the engines run it during the coming updates): a round a
+        checkpoint had in flight first, else prompts the sampler draws."""
+        self.in_flight.append(self.collector.submit(*self.resubmit.popleft()) if self.resubmit else
+                              self.collector.draw(self.sampler, self.collector.prompts_per_step))
 
     def in_flight_prompt_keys(self) -> list[list[str]]:
         """The prompt keys of each round in flight, oldest first."""
         return [[r.key for r in pending.rows] for pending in self.in_flight]
 
     def state_dict(self) -> dict[str, Any]:
-        # rounds in flight are not in the checkpoint: a resumed run takes their prompts again
-        return {"sampler": self._cursor_before[0] if self.in_flight else self.sampler.state_dict(),
-                "collector": self.collector.state_dict()}
+        # rounds in flight are not in the checkpoint, their prompts are: a resumed run generates them again
+        # (with the restored weights) before drawing new ones; the sampler is saved after drawing them
+        rounds = [(p.rows, p.n_per_row) for p in self.in_flight] + list(self.resubmit)
+        return {**super().state_dict(),
+                "in_flight": [{"keys": [r.key for r in rows], "n_per_row": ns} for rows, ns in rounds]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        by_key = {r.key: r for r in self.sampler.rows}
+        self.in_flight.clear()
+        self.resubmit = deque(([by_key[k] for k in rnd["keys"]], rnd["n_per_row"]) for rnd in state["in_flight"])
 
 
 class OneStepOffSchedule(AsyncSchedule):

@@ -89,7 +89,7 @@ class Trainer:
         sampling = SamplingConfig(n=rc.n_samples, max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                                   top_p=rc.top_p)
         collector = BatchCollector(self.rollout, self.algo, sampling, rc.prompts_per_step, rc.max_refill_rounds,
-                                   self.files.pad_id, self._timer, rc.partial_tokens)
+                                   self.files.pad_id, self._timer, rc.partial_tokens, rc.refill_oversample)
         self.schedule = schedule_cls(collector, self.sampler, cfg)
         wandb_id = self._maybe_resume()
         self.tracker = Tracker(cfg.logging, self.files.run_dir, self.files.run_name, to_dict(cfg), wandb_id,

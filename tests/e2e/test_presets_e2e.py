@@ -98,6 +98,8 @@ ORDER = ["psr"] + [p for p in TELLTALES if p != "psr"]
 @pytest.mark.parametrize("preset", ORDER)
 def test_preset_step(trainer, preset):
     trainer.set_algorithm({"preset": preset})
+    # DAPO's refills draw twice the groups still missing (rollout.refill_oversample)
+    trainer.schedule.collector.refill_oversample = 2.0 if preset == "dapo" else 1.0
     v0 = trainer.version
     n_steps = 2 if preset in STATEFUL else 1
     for _ in range(n_steps):
@@ -109,6 +111,10 @@ def test_preset_step(trainer, preset):
     assert not missing, f"{preset}: missing {missing}; got {sorted(k for k in m if '/' in k)}"
     for k in TELLTALES[preset]:
         assert math.isfinite(m[k]), (preset, k, m[k])
+    if preset == "dapo" and m["rollout/gen_rounds"] > 1:
+        assert m["rollout/refill_prompts"] == 2 * m["rollout/refill_missing"] > 0
+        assert m["rollout/samples"] == 4 * (8 + m["rollout/refill_prompts"])  # every round's samples counted
+    assert 0.0 <= m["data/signal_frac"] <= 1.0 and m["data/samples_total"] >= m["rollout/samples"]
     if preset == "dapo+forking":
         assert 0.0 < m["forking/selected_frac"] <= 0.5, m["forking/selected_frac"]
     if preset == "bapo":
