@@ -51,7 +51,9 @@ def test_async_with_zero_staleness_is_the_synchronous_run(tmp_path, ray_session,
 
 
 def test_async_two_versions_ahead_trains_stale_batches_and_resumes(tmp_path, ray_session, default_model):
-    tis = {"algorithm.correction": {"name": "tis", "cap": 2.0}}  # decoupled: pi_old = the learner's, on stale rows too
+    # decoupled: pi_old = the learner's, on stale rows too; CurES draws the prompts (its state resumes with the
+    # in-flight rounds' prompts)
+    tis = {"algorithm.correction": {"name": "tis", "cap": 2.0}, "data.sampler": "cures"}
     cfg = _cfg(tmp_path, default_model, "k2", **{"trainer.schedule": "async", "trainer.max_staleness": 2,
                                                    "trainer.steps": 10, **tis})
     trainer = Trainer(cfg)

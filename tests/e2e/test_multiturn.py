@@ -168,8 +168,13 @@ def _two_steps_change_weights(trainer: Trainer, preset: str) -> None:
 
 
 def test_multiturn_grpo_training_on_vllm_changes_weights(tmp_path, ray_session, search_model):
-    trainer = Trainer(_cfg(tmp_path, search_model, "mt_vllm", **{"rollout.engine": "vllm", "algorithm.preset": "grpo"}))
+    # CurES on 6 prompts: step 2 allocates its 24 episodes by what step 1 saw of each prompt
+    trainer = Trainer(_cfg(tmp_path, search_model, "mt_vllm", **{"rollout.engine": "vllm", "algorithm.preset": "grpo",
+                                                                  "data.sampler": "cures", "data.n_train": 6}))
     try:
         _two_steps_change_weights(trainer, "grpo")
+        m = trainer.step()
+        assert m["rollout/samples"] == 24 and m["cures/seen_frac"] == 1.0
+        assert 2 <= m["cures/alloc_min"] <= 4 <= m["cures/alloc_max"] <= 8
     finally:
         trainer.close()

@@ -29,7 +29,7 @@ def _cfg(tmp_path, default_model, drop=(), **over):
 
 
 def test_replay_mixes_stale_groups_and_checkpoints_the_buffer(tmp_path, ray_session, default_model):
-    trainer = Trainer(_cfg(tmp_path, default_model))
+    trainer = Trainer(_cfg(tmp_path, default_model, **{"data.sampler": "cures"}))  # CurES composes with replay
     try:
         metrics = [trainer.step() for _ in range(3)]
         assert [m["replay/fraction"] for m in metrics] == [0.0, 0.5, 0.5]
@@ -42,7 +42,8 @@ def test_replay_mixes_stale_groups_and_checkpoints_the_buffer(tmp_path, ray_sess
         trainer.save()
     finally:
         trainer.close()
-    resumed = Trainer(_cfg(tmp_path, default_model, **{"trainer.resume": str(tmp_path / "replay")}))
+    resumed = Trainer(_cfg(tmp_path, default_model, **{"trainer.resume": str(tmp_path / "replay"),
+                                                       "data.sampler": "cures"}))
     try:
         assert resumed.schedule.state_dict() == saved
         m = resumed.step()
