@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from typing import Any
 
+from ._asserts import Plan, judge, plan_snippet
 from ._text import completion_text
-from .sandbox import run_python
+from .sandbox import run_probes, run_python
 
 __all__ = ["CodeReward", "extract_code"]
 
@@ -48,7 +50,12 @@ class CodeReward:
     Test cases come from the ``tests_column`` column (default "tests"), in either form:
 
     - assertion snippets: a list of strings such as ``"assert add(2, 3) == 5"`` (or one string
-      of test code); the program is loaded once and each snippet runs in its namespace;
+      of test code). Snippets of a checkable form (``rewards/_asserts.py``: imports and asserts
+      comparing what the program computes with constants) are judged here: the sandbox only
+      evaluates ``add(2, 3)`` and returns the value as plain data, the comparison with 5 happens
+      in this process, and the expected value never enters the sandbox. Other snippets run in the
+      program's namespace as before, and the program could forge their outcome: ``stats``
+      counts them (``untrusted_tests``) beside all test cases (``tests``);
     - stdin/stdout pairs: ``{"inputs": [...], "outputs": [...]}`` (APPS style, also as a JSON
       string) or ``[{"input": ..., "output": ...}, ...]``; one run per case, output compared
       with trailing whitespace ignored.
@@ -61,6 +68,10 @@ class CodeReward:
         require_fence: only code inside ``` fences counts (else the whole completion is code).
         sample_budget_s: stop starting new runs for a sample after this long (later cases fail).
     Returns None for a sample without test cases, 0.0 for one without code.
+
+    Comparisons follow Python's ``==`` on the plain values: ``1 == 1.0 == True``, ``[1] != (1,)``,
+    NaN equals nothing; a value that is not plain data (an object with its own ``__eq__``, a
+    subclass of ``int``) fails its test.
     """
 
     __name__ = "code"
@@ -83,6 +94,20 @@ class CodeReward:
         self.memory_mb = int(memory_mb)
         self.require_fence = require_fence
         self.sample_budget_s = float(sample_budget_s)
+        self.stats = {"tests": 0, "untrusted_tests": 0}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _count(self, tests: int, untrusted: int) -> None:
+        with self._lock:
+            self.stats["tests"] += tests
+            self.stats["untrusted_tests"] += untrusted
 
     def score(self, completion: Any, tests: Any) -> float | None:
         """Score one completion against its test cases."""
@@ -93,13 +118,30 @@ class CodeReward:
             return 0.0
         cases = _io_cases(tests)
         if cases is not None:
+            self._count(len(cases), 0)
             return self._score_io(code, cases)
         snippets = [tests] if isinstance(tests, str) else [str(t) for t in tests]
-        res = run_python(code, tests=snippets, timeout_s=self.run_timeout_s, memory_mb=self.memory_mb)
-        n_pass = len(set(res.passed))
+        plans = [plan_snippet(t) for t in snippets]
+        untrusted = [t for t, plan in zip(snippets, plans) if plan is None]
+        self._count(len(snippets), len(untrusted))
+        n_pass = self._score_checked(code, [p for p in plans if p is not None])
+        if untrusted and (self.mode == "fraction" or n_pass == len(snippets) - len(untrusted)):
+            # a run of its own: these snippets' text (expected values included) never meets the probes
+            res = run_python(code, tests=untrusted, timeout_s=self.run_timeout_s, memory_mb=self.memory_mb)
+            n_pass += len(res.passed)
         if self.mode == "all":
             return float(n_pass == len(snippets))
         return n_pass / len(snippets)
+
+    def _score_checked(self, code: str, plans: list[Plan]) -> int:
+        """How many checkable snippets pass: probes evaluated in the sandbox, judged here."""
+        if not plans:
+            return 0
+        snippets = [{"setup": list(p.setup), "probes": list(p.probes)} for p in plans]
+        run = run_probes(code, snippets, timeout_s=self.run_timeout_s, memory_mb=self.memory_mb)
+        if not run.loaded:
+            return 0
+        return sum(judge(plan, values) for plan, values in zip(plans, run.values))
 
     def _score_io(self, code: str, cases: list[tuple[str, str]]) -> float:
         start = time.monotonic()

@@ -165,6 +165,19 @@ def _adversarial_corpus(secret_file: str, outside: str, port: int) -> dict[str, 
         "kill the parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
         "connect to 127.0.0.1": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
         "raw _socket": f"import _socket\ns = _socket.socket()\ns.settimeout(1)\ns.connect(('127.0.0.1', {port}))",
+        # the audit hook is Python in the program's interpreter: loosen its policy, then spawn a shell
+        "the hook's policy, found through gc": (
+            "import gc, os\nfor o in gc.get_objects():\n    if getattr(o, '__name__', '') == 'hook':\n"
+            "        for c in o.__closure__ or ():\n            if isinstance(c.cell_contents, set):\n"
+            "                c.cell_contents.clear()\nos.system('touch ' + " + repr(outside) + ")"),
+        "the hook's module list, found through frames": (
+            "import sys\nf = sys._getframe()\nwhile f is not None:\n    if '_BLOCKED_MODULES' in f.f_globals:\n"
+            "        f.f_globals['_BLOCKED_MODULES'] = set()\n        f.f_globals['_READABLE_FILES'] = {'/etc/shadow'}\n"
+            "    f = f.f_back\nimport _posixsubprocess"),
+        "the hook's path check, through posixpath": (
+            "import os, posixpath\nhere = os.getcwd()\n"
+            "posixpath._joinrealpath = lambda path, rest, strict, seen: (here + '/x', True)\n"
+            "print(open(" + repr(secret_file) + ").read())"),
     }
 
 
