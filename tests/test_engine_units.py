@@ -59,12 +59,20 @@ def test_grouped_query_attention_equals_repeated_heads():
     mask[0, ..., :2] = False  # left padding of row 0
     mask[2, ..., -1] = False  # a slot one row does not attend
     rep = heads // kv_heads
-    for unwritten in (0, 2):  # slots no row has written yet (the static cache's tail) are skipped
-        mask[..., length - unwritten:] = False
-        out, _ = lean_decode.gqa_attention(None, q, k, v, mask, scaling=0.5)
-        expected = torch.nn.functional.scaled_dot_product_attention(
-            q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), attn_mask=mask, scale=0.5)
-        assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6)
+    out, _ = lean_decode.gqa_attention(None, q, k, v, mask, scaling=0.5)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), attn_mask=mask, scale=0.5)
+    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6)
+    # the static cache's tail that no row has written yet is not read: NaN there would poison a product
+    # that read it (0 x NaN), so a finite result equal to attention over the written slots shows it is skipped
+    written = 3
+    k_tail, v_tail, m_tail = k.clone(), v.clone(), mask.clone()
+    k_tail[:, :, written:], v_tail[:, :, written:], m_tail[..., written:] = float("nan"), float("nan"), False
+    out, _ = lean_decode.gqa_attention(None, q, k_tail, v_tail, m_tail, scaling=0.5, lean_written_slots=written)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, k[:, :, :written].repeat_interleave(rep, 1), v[:, :, :written].repeat_interleave(rep, 1),
+        attn_mask=mask[..., :written], scale=0.5)
+    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6)
 
 
 def test_inverse_cdf_draws_follow_the_distribution():

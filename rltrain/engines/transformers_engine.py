@@ -14,6 +14,13 @@ dtype and shape match the learner's point at the learner's tensor (a sync copies
 copies the rest in place (a bf16 engine beside a float32 learner). `free_memory` drops the
 engine's own parameter storage (during the update) and `restore_memory` re-allocates it; either
 way the engine refuses to generate until the next sync has loaded weights.
+
+Device (issue #28, finding 3): `device` (an engine option; None = the default of
+`rltrain.engines.device.resolve_device`: CUDA when the process sees a GPU, else the CPU; CUDA asked
+for and absent is an error) is where the model and everything a call builds live, in both decode
+paths. A call returns its token ids and log-probs to the host in one copy (`results_to_host`).
+Weights given on the engine's device are copied device to device (`load_weights`) or adopted
+(`share_weights`); weights given on another device are copied onto the engine's once.
 """
 
 from __future__ import annotations
@@ -25,19 +32,24 @@ from transformers import GenerationConfig
 
 from rltrain.engines import lean_decode
 from rltrain.engines.base import EngineBase, Sample, SamplingConfig, stop_reason
+from rltrain.engines.device import resolve_device, results_to_host
 
 
 class TransformersEngine(EngineBase):
     resumes_partial = True  # continue_sequences from token ids: tested chunked == whole (greedy)
 
-    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, decode: str = "lean") -> None:
+    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, decode: str = "lean",
+                 device: str | None = None) -> None:
         from transformers import AutoModelForCausalLM
 
         if decode not in ("lean", "generate"):
             raise ValueError(f"rollout.transformers.decode must be 'lean' or 'generate', got {decode!r}")
         self.decode = decode
+        self.device = resolve_device(device)
         extra = {"attn_implementation": lean_decode.register_attention()} if decode == "lean" else {}
+        # read from disk on the host, then moved once (tied parameters stay tied)
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **extra)
+        self.model.to(self.device)
         self.model.eval()
         self.eos_id = self.model.config.eos_token_id
         if isinstance(self.eos_id, list):
@@ -66,18 +78,21 @@ class TransformersEngine(EngineBase):
                                                       sampling.greedy, stops, self.pad_id, seed)
         else:
             new_tokens, token_lp = self._generate(prompt_ids, sampling, stops, seed)
+        token_rows, logprob_rows = results_to_host(new_tokens, token_lp)  # the call's one device -> host copy
         samples = []
-        for i in range(new_tokens.shape[0]):
-            toks = new_tokens[i].tolist()
+        for i, (toks, lps) in enumerate(zip(token_rows, logprob_rows)):
             end, reason = stop_reason(toks, self.eos_id, tuple(sampling.stop_token_ids))
-            samples.append(Sample(i // sampling.n, toks[:end], token_lp[i, :end].tolist(),
-                                  finished=reason != "length", stop_reason=reason))
+            samples.append(Sample(i // sampling.n, toks[:end], lps[:end], finished=reason != "length",
+                                  stop_reason=reason))
         return samples
 
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, stops: list[int],
                   seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """transformers `generate`: (new tokens, their log-probs under the processed scores)."""
-        ids, attn = _left_pad(prompt_ids, self.pad_id)
+        """transformers `generate`: (new tokens, their log-probs under the processed scores), on the engine's
+        device. `generate` takes no generator: it samples with the device's default one, which
+        `torch.manual_seed` seeds on the CPU and every CUDA device (reproducible per seed on one device).
+        Its loop reads a stop flag from the device every step (transformers' stopping criteria)."""
+        ids, attn = _left_pad(prompt_ids, self.pad_id, self.device)
         torch.manual_seed(seed)
         sample = {} if sampling.greedy else dict(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
@@ -91,6 +106,8 @@ class TransformersEngine(EngineBase):
 
     @torch.no_grad()
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Copy each tensor into the parameter's storage on the engine's device: device to device when the
+        tensor is there already, one host -> device copy when it comes from the host."""
         for name, tensor in named_tensors:
             if name not in self.params:
                 raise KeyError(f"weight sync: engine has no parameter {name!r}")
@@ -113,19 +130,21 @@ class TransformersEngine(EngineBase):
             shape = self._freed[name][0] if name in self._freed else p.shape
             if tuple(tensor.shape) != tuple(shape):
                 raise ValueError(f"weight sync: {name} has shape {tuple(tensor.shape)}, the engine's is {tuple(shape)}")
-            if p.dtype == tensor.dtype and p.device == tensor.device:
+            if p.dtype == tensor.dtype and tensor.device == self.device:
                 p.data = tensor.detach()  # adopt the learner's storage
             elif p.numel() == tensor.numel():
-                p.data.copy_(tensor)  # another dtype: copy in place
+                p.data.copy_(tensor)  # another dtype or device: copy into the engine's storage
                 copied += tensor.numel() * p.element_size()
-            else:  # freed: allocate again in the engine's dtype
-                p.data = tensor.detach().to(p.dtype, copy=True)
+            else:  # freed: allocate again on the engine's device, in its dtype
+                p.data = tensor.detach().to(device=self.device, dtype=p.dtype, copy=True)
                 copied += tensor.numel() * p.element_size()
         self.params = self.model.state_dict()
         self._freed = {}
         return copied
 
     def free_memory(self) -> bool:
+        """Drop the parameters' storage. On a GPU the memory goes back to this process's caching allocator,
+        which the learner sharing the process (colocated) allocates from: nothing to empty."""
         self._freed = {n: (p.shape, p.dtype) for n, p in self.model.named_parameters()}
         for p in self.model.parameters():
             p.data = torch.empty(0, dtype=p.dtype, device=p.device)
@@ -137,17 +156,15 @@ class TransformersEngine(EngineBase):
         """Re-allocate the parameters `free_memory` dropped (their values come with the next sync)."""
         params = dict(self.model.named_parameters())
         for name, (shape, dtype) in self._freed.items():
-            params[name].data = torch.empty(shape, dtype=dtype)
+            params[name].data = torch.empty(shape, dtype=dtype, device=self.device)
         self._freed = {}
         self.params = self.model.state_dict()
         return True
 
 
-def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of the left-padded prompts on `device`, both sent in one host -> device copy."""
     width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        attn[i, width - len(s):] = 1
+    ids, attn = torch.tensor([[[pad_id] * (width - len(s)) + s for s in seqs],
+                              [[0] * (width - len(s)) + [1] * len(s) for s in seqs]], dtype=torch.long, device=device)
     return ids, attn
