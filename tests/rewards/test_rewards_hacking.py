@@ -108,8 +108,7 @@ CHECKED_FORMS = [
      "def area(r):\n    return F(0.0)\n"),
     (["assert is_even(4)", "assert not is_even(7)"],
      "def is_even(n):\n    return n % 2 == 0\n", "def is_even(n):\n    return n % 2 == 1\n",
-     "class T:\n    def __bool__(self):\n        return not hasattr(T, 'seen') or setattr(T, 'seen', 1)\n"
-     "def is_even(n):\n    return T()\n"),
+     "class T:\n    def __bool__(self):\n        return True\ndef is_even(n):\n    return T()\n"),
     (["assert sorted(uniq([3, 1, 3])) == [1, 3]", "assert uniq([]) == []"],
      "def uniq(xs):\n    return list(set(xs))\n", "def uniq(xs):\n    return [0] + xs\n",
      "class L(list):\n    def __eq__(self, o):\n        return True\ndef uniq(xs):\n    return L(xs)\n"),
