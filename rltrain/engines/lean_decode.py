@@ -21,15 +21,16 @@ positions the learner's right-padded forward gives it.
 
 Device (issue #28, finding 3): the loop runs where the model's parameters are. Every tensor it builds
 (prompt ids and masks, the KV cache, the random numbers, from a generator on that device) is made
-there; the prompts go to the device once at the start of a call and the results stay there (the engine
-takes them to the host in one copy). Inside the loop the host reads one number a step: how many rows
-have stopped, which decides whether the loop ends and whether stopped rows leave the batch (both change
-what is launched next, so the host must know them). Everything else the host needs it computes itself:
-the decode attention's count of written cache slots is the prompt width + the step (was a GPU -> host
-read in every layer of every step), the cache position is a slice of one position tensor (was a new
-host tensor copied to the device each step), the rows kept after a compaction come from a sort of the
-stopped flags whose length the host knows (was `nonzero`, a read), and the cache rows are selected
-directly (transformers' `reorder_cache` reads the cache length back in every layer).
+there; the prompts (and the stop ids) go to the device at the start of a call, before any work is
+queued, and the results stay there (the engine takes them to the host in one copy). Inside the loop
+the host reads one number a step: how many rows have stopped, which decides whether the loop ends and
+whether stopped rows leave the batch (both change what is launched next, so the host must know them).
+Everything else the host needs it computes itself: the decode attention's count of written cache
+slots is the prompt width + the step (was a GPU -> host read in every layer of every step), the cache
+position is a slice of one position tensor (was a new host tensor copied to the device each step),
+the rows kept after a compaction come from a sort of the stopped flags whose length the host knows
+(was `nonzero`, a read), and the cache rows are selected directly (transformers' `reorder_cache`
+reads the cache length back in every layer).
 """
 
 from __future__ import annotations
