@@ -2,6 +2,7 @@
 
     python launch/grpo.py                                   # embedded default: tiny model, built-in task, CPU
     python launch/grpo.py --config configs/grpo_toy.yaml --learner.lr=5e-5 trainer.steps=20
+    python launch/grpo.py --plan cluster.gpus=8 [cluster.gpus_per_node=8]  # where actors land; starts nothing
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python launch/grpo.py --config configs/grpo_toy.yaml
 
@@ -23,6 +24,8 @@ def parse(argv: list[str]):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="YAML config (default: the embedded default)")
     parser.add_argument("--resume", default=None, help="run directory to resume (same as trainer.resume=DIR)")
+    parser.add_argument("--plan", action="store_true", help="print where every actor would land and how weights "
+                        "would move (for cluster.gpus / cluster.gpus_per_node, else this machine), start nothing")
     args, overrides = parser.parse_known_args(argv)
     if args.resume:
         overrides.append(f"trainer.resume={args.resume}")
@@ -42,6 +45,26 @@ def without_resume(argv: list[str]) -> list[str]:
     return out
 
 
+def print_plan(cfg) -> int:
+    """The placement plan as a table, then (last line) as one JSON object; exit 2 if it cannot be made or
+    would break (two NCCL members on one GPU, a GPU over-shared)."""
+    import torch
+
+    from rltrain.workers.planner import PlanError, check, dumps, plan_for_config
+
+    try:
+        p = plan_for_config(cfg, torch.cuda.device_count())
+    except PlanError as e:
+        print(f"plan error: {e}", file=sys.stderr)
+        return 2
+    print(p.table())
+    problems = check(p)
+    for problem in problems:
+        print(f"plan problem: {problem}", file=sys.stderr)
+    print(dumps(p))
+    return 2 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -56,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    if args.plan:
+        return print_plan(cfg)
     from rltrain.driver.trainer import Trainer
 
     trainer = Trainer(cfg)

@@ -4,7 +4,7 @@ May import: the standard library, pydantic, yaml, `algorithms` (to validate the 
 `rltrain.engines` / `rltrain.driver.schedules` registries (to validate names). Nothing that starts actors.
 """
 
-from rltrain.config.derived import engine_dtype, engine_options, sync_method
+from rltrain.config.derived import engine_dtype, engine_options
 from rltrain.config.schema import Config, ConfigError, load, to_dict
 
-__all__ = ["Config", "ConfigError", "engine_dtype", "engine_options", "load", "sync_method", "to_dict"]
+__all__ = ["Config", "ConfigError", "engine_dtype", "engine_options", "load", "to_dict"]

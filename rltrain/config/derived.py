@@ -1,4 +1,5 @@
-"""What a validated run config implies at run time: the engines' dtype and options, the sync method.
+"""What a validated run config implies at run time: the engines' dtype and options (the weight-sync
+method is the placement plan's: rltrain/workers/planner.py).
 
 Kept apart from the schema (schema.py) so that file holds the sections only.
 """
@@ -15,19 +16,6 @@ def engine_options(cfg: Config, resolved_name: str) -> dict[str, Any]:
     `rollout.vllm` / `rollout.transformers` for those engines, else `rollout.engine_options`."""
     section = {"vllm": cfg.rollout.vllm, "transformers": cfg.rollout.transformers}.get(resolved_name)
     return section.model_dump() if section is not None else dict(cfg.rollout.engine_options)
-
-
-# sync.method: auto -> the default each device kind gets, by measurement (docs/benchmarks.md, "Weight sync")
-AUTO_SYNC_METHOD = {"cpu": "collective", "gpu": "collective"}  # CPU: 1.6-2.1x the object store (SmolLM2)
-
-
-def sync_method(cfg: Config, has_gpu: bool) -> str:
-    """How weights reach the engines: `colocated` (in place, same process), `object_store` or `collective`."""
-    if cfg.placement == "colocated":
-        return "colocated"
-    if cfg.sync.method != "auto":
-        return cfg.sync.method
-    return AUTO_SYNC_METHOD["gpu" if has_gpu else "cpu"]
 
 
 def engine_dtype(cfg: Config) -> str:

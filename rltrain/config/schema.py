@@ -82,8 +82,11 @@ class DataConfig(Section):
 class VLLMConfig(Section):
     """Options of the vLLM engine (keyword arguments of its constructor)."""
 
-    gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    # the engine's share of its device's memory (on CPU: of RAM, for the KV cache); null: the placement plan's
+    # share on a GPU (0.9 of a GPU of its own, less where it shares one), 0.3 on CPU
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     max_model_len: int = Field(512, ge=16)
+    tensor_parallel_size: int = Field(1, ge=1)  # GPUs per engine (one node); the placement plan gives them
     enable_sleep_mode: bool = False  # GPU only: free_memory / restore_memory put the engine to sleep / wake it
 
 
@@ -202,15 +205,27 @@ class AlgorithmConfig(Section):
 
 
 class SyncConfig(Section):
-    """Learner -> engines weight sync. `object_store`: buckets through Ray's object store, one RPC per
-    bucket per worker; `collective`: learner rank 0 broadcasts flat per-dtype buckets over a process
-    group of its own with the workers (gloo on CPU, NCCL on GPU); `auto`: the measured default of the
-    device kind (`sync_method`). Under `placement: colocated` the engine adopts the learner's tensors
-    in place and this is not used."""
+    """Learner -> engines weight sync; how each engine gets the weights is the placement plan's
+    (rltrain/workers/planner.py, `launch/grpo.py --plan` shows it). On CPU: `collective` (and `auto`)
+    broadcasts flat per-dtype buckets from learner rank 0 over a gloo group of its own with the
+    engines, `object_store` puts each bucket in Ray's object store. On GPUs: NCCL broadcast to engines on
+    other GPUs, CUDA IPC to an engine on learner rank 0's GPU (`object_store` where asked). Under
+    `placement: colocated` the engine adopts the learner's tensors in place."""
 
     bucket_mb: float = Field(64.0, gt=0)  # weight-sync bucket size (one RPC per bucket per rollout worker)
     method: Literal["auto", "object_store", "collective"] = "auto"
     timeout_s: float = Field(300.0, gt=0)  # collective: rendezvous and each broadcast
+    # after every sync, compare a checksum of the weights each engine serves with the learner's: a stale
+    # engine stops the run, named (costs one pass over the weights on each side)
+    verify: bool = False
+
+
+class ClusterConfig(Section):
+    """The cluster `launch/grpo.py --plan` plans for (null: the machine it runs on). A run plans for the
+    Ray cluster it finds."""
+
+    gpus: int | None = Field(None, ge=0)
+    gpus_per_node: int | None = Field(None, ge=1)  # null: all GPUs on one node (at most 8 when gpus is set)
 
 
 class EvalConfig(Section):
@@ -317,6 +332,7 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     # separate: every role in its own actor; colocated: the rollout engine lives in learner rank 0's
     # process and adopts its weights in place (one engine: rollout.num_workers must be 1)
     placement: Literal["separate", "colocated"] = "separate"
@@ -373,7 +389,7 @@ def load(yaml_path: str | None = None, overrides: list[str] | dict | None = None
 
 
 __all__ = [
-    "AlgorithmConfig", "Config", "ConfigError", "CuresConfig", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
+    "AlgorithmConfig", "ClusterConfig", "Config", "ConfigError", "CuresConfig", "DataConfig", "EnvConfig", "EvalConfig", "LearnerConfig", "LoRAConfig", "LoggingConfig",
     "CriticConfig", "ModelConfig", "RENAMED", "ReferenceConfig", "ResourcesConfig", "RewardConfig", "RewardFunctionConfig", "RolloutConfig",
     "ReplayConfig", "STAGES", "SyncConfig", "TrainerConfig", "TransformersEngineConfig", "VLLMConfig",
     "load", "to_dict",

@@ -16,7 +16,7 @@ import ray
 
 from rltrain.driver import checkpoint
 from rltrain.workers.group import RankGroup
-from rltrain.workers.placement import Actors, connect_sync_group, start_actors, stop_actors
+from rltrain.workers.placement import Actors, start_actors, stop_actors
 
 if TYPE_CHECKING:
     from rltrain.driver.trainer import Trainer
@@ -55,9 +55,8 @@ def restart_actors(trainer: "Trainer") -> None:
     for role in ("reference", "critic"):
         if getattr(live, role) is not None and getattr(fresh, role) is not None:
             getattr(live, role).actors[:] = getattr(fresh, role).actors
-    live.pg, live.spawn_worker = fresh.pg, fresh.spawn_worker
-    if trainer.sync_method == "collective":
-        connect_sync_group(live, trainer.cfg.sync.timeout_s)
+    live.pg, live.spawn_worker, live.slots = fresh.pg, fresh.spawn_worker, fresh.slots
+    trainer.sync.connect(live, trainer.cfg.sync.timeout_s)
     trainer.restore(ckpt)
 
 

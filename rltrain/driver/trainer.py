@@ -27,7 +27,7 @@ import algorithms
 from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
 from rltrain.config import ConfigError
-from rltrain.config import engine_dtype, sync_method
+from rltrain.config import engine_dtype
 from rltrain.driver import checkpoint, recovery
 from rltrain.driver.collector import BatchCollector
 from rltrain.driver.critic import critic_values, policy_frozen, update_critic
@@ -45,8 +45,9 @@ from rltrain.driver.update import update_minibatch
 from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
-from rltrain.workers.placement import (connect_sync_group, describe_placement, replace_worker, start_actors,
-                                      stop_actors)
+from rltrain.workers.placement import cluster_of_ray, describe_placement, replace_worker, start_actors, stop_actors
+from rltrain.workers.planner import plan
+from rltrain.workers.sync_strategies import PlannedSync
 from rltrain.workers.sharding import minibatch_slices, shard_for_ranks
 
 
@@ -67,14 +68,13 @@ class Trainer:
                               f"other; trainer.schedule={cfg.trainer.schedule} overlaps them (use sync or replay)")
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
-        self.start_args = (cfg, self.files.model_path, self.algo.needs(BatchField.REF_LOGP),
-                           schedule_cls.overlaps_generation(cfg), self.algo.needs(BatchField.VALUES))
+        self.plan = plan(cfg, cluster_of_ray(), self.algo.needs(BatchField.REF_LOGP), self.algo.needs(BatchField.VALUES))
+        self.start_args = (cfg, self.plan, self.files.model_path, schedule_cls.overlaps_generation(cfg))
         self.actors = start_actors(*self.start_args)
         if len(ray.nodes()) > 1:
             print("[rltrain] placement: " + "; ".join(describe_placement(self.actors)), flush=True)
-        self.sync_method = sync_method(cfg, ray.cluster_resources().get("GPU", 0) > 0)
-        if self.sync_method == "collective":
-            connect_sync_group(self.actors, cfg.sync.timeout_s)
+        self.sync = PlannedSync(self.plan, cfg.sync.verify)
+        self.sync.connect(self.actors, cfg.sync.timeout_s)
         if cfg.env.name is not None:  # episodes with an environment, scored by it
             self.rollout = self.eval_rollout = MultiTurnRollout(self.actors.workers, self.tokenizer, cfg.env,
                                                                 cfg.rollout.max_new_tokens)
@@ -274,21 +274,19 @@ class Trainer:
         """The learners' weights to every engine at the current version; `sync/*` metrics."""
         bucket = int(self.cfg.sync.bucket_mb * 2**20)
         try:
-            out = self.actors.learners.call("sync_weights", self.actors.workers.actors, self.version, bucket,
-                                            engine_dtype(self.cfg), self.sync_method)[0]
+            out = self.sync.push(self.actors, self.version, bucket, engine_dtype(self.cfg))
         except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError):
             dead = recovery.dead_rollout_workers(self.actors)
             if not dead:
                 raise
-            for i in dead:  # fresh workers, then one group and one push for all of them
+            for i in dead:  # fresh workers, then their groups anew and one push for all of them
                 self.worker_restarts += 1
                 replace_worker(self.actors, i)
-            if self.sync_method == "collective":
-                connect_sync_group(self.actors, self.cfg.sync.timeout_s)
+            self.sync.worker_replaced(self.actors, dead, self.cfg.sync.timeout_s)
             return self._push_weights()
         seconds = out["timing_s/weight_sync"]
         out.update({"sync/seconds": seconds, "sync/gb_per_s": out["sync/bytes"] / max(seconds, 1e-9) / 1e9,
-                    "sync/method": self.sync_method,
+                    "sync/method": self.sync.methods,
                     "perf/rollout_peak_rss_mb": max(self.actors.workers.call("peak_rss_mb"))})
         return out
 
@@ -299,10 +297,9 @@ class Trainer:
 
     def replace_worker(self, i: int) -> None:
         """A fresh rollout worker i in place of the old one (killed if it still lives), on the current
-        weights and version; with the collective sync every member joins a fresh group first."""
+        weights and version; its weight-sync group (if its method has one) is formed anew first."""
         replace_worker(self.actors, i)
-        if self.sync_method == "collective":
-            connect_sync_group(self.actors, self.cfg.sync.timeout_s)
+        self.sync.worker_replaced(self.actors, [i], self.cfg.sync.timeout_s)
         self._push_weights()
         print(f"[rltrain] rollout worker {i} replaced and synced to weight version {self.version}", flush=True)
 
@@ -366,6 +363,7 @@ class Trainer:
 
     def close(self) -> None:
         self.tracker.finish()
+        self.sync.close()
         stop_actors(self.actors)
 
     @contextmanager

@@ -83,6 +83,21 @@ class EngineBase:
     def finish_weight_update(self, version: int) -> None:
         self.version = version
 
+    def named_weights(self) -> Iterable[tuple[str, torch.Tensor]]:
+        """The weights the engine serves, each stored tensor once (tied aliases left out), for `sync.verify`
+        (rltrain/engines/checksum.py: names and cuts do not matter). Default: an engine holding a torch
+        module as `model`."""
+        model = getattr(self, "model", None)
+        if model is None:
+            raise NotImplementedError(f"{type(self).__name__} cannot report its weights (sync.verify)")
+        return model.named_parameters()
+
+    def weights_checksum(self) -> dict[str, int]:
+        """rltrain/engines/checksum.py over `named_weights` (an engine may compute it where its weights are)."""
+        from rltrain.engines.checksum import weights_checksum
+
+        return weights_checksum(self.named_weights())
+
     # ----- sampling seeds: a counter, checkpointed, that calls with their own seed leave alone ---------
     seed: int = 0
     calls: int = 0

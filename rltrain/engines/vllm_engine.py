@@ -22,8 +22,9 @@ from rltrain.engines.base import EngineBase, Sample, SamplingConfig
 class VLLMEngine(EngineBase):
     resumes_partial = True  # continue_sequences from token ids: tested chunked == whole (greedy)
 
-    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, gpu_memory_utilization: float = 0.3,
-                 max_model_len: int = 512, enable_sleep_mode: bool = False) -> None:
+    def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0,
+                 gpu_memory_utilization: float | None = 0.3, max_model_len: int = 512, enable_sleep_mode: bool = False,
+                 tensor_parallel_size: int = 1) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
@@ -34,7 +35,10 @@ class VLLMEngine(EngineBase):
             # split over two steps (it rewinds the request's generator, which a CPU generator cannot): on
             # the CPU every prompt is prefilled in one step (a batch of more than ~4k prompt tokens did split)
             extra.update(enable_chunked_prefill=False, max_num_batched_tokens=max(4096, max_model_len))
-        self.llm = LLM(model=model_path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+        if tensor_parallel_size > 1:  # its GPUs are the placement plan's; vLLM's Ray executor uses the bundles
+            extra.update(tensor_parallel_size=tensor_parallel_size, distributed_executor_backend="ray")
+        self.llm = LLM(model=model_path, dtype=dtype, seed=seed,
+                       gpu_memory_utilization=0.3 if gpu_memory_utilization is None else gpu_memory_utilization,
                        max_model_len=max_model_len, enforce_eager=True, logprobs_mode="processed_logprobs",
                        enable_prefix_caching=False, **extra)
         self.eos_id = self.llm.get_tokenizer().eos_token_id
@@ -70,6 +74,19 @@ class VLLMEngine(EngineBase):
                     "eos" if toks and toks[-1] == self.eos_id else "stop")
                 samples.append(Sample(i, toks, lps, finished=reason != "length", stop_reason=reason))
         return samples
+
+    def weights_checksum(self) -> dict[str, int]:
+        """The checksum of the weights in the model runner, computed there (tensor parallelism 1: one
+        worker holds them all); vLLM fuses q/k/v and gate/up, which the checksum does not mind. A tied
+        lm_head is left out (the CPU build keeps a repacked copy of the embeddings there)."""
+        def checksum(worker) -> dict[str, int]:
+            from rltrain.engines.checksum import weights_checksum
+
+            model = worker.model_runner.model
+            tied = getattr(getattr(model, "config", None), "tie_word_embeddings", False)
+            return weights_checksum((n, p) for n, p in model.named_parameters() if not (tied and "lm_head" in n))
+
+        return self.llm.collective_rpc(checksum)[0]
 
     asleep = False
     keeps_loaded_tensors = True  # buckets are staged until finish_weight_update reloads them at once

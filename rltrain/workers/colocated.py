@@ -61,6 +61,9 @@ class ColocatedLearner(Learner):
     def engine_weights(self) -> dict:
         return self.worker.engine_weights()
 
+    def served_weights_checksum(self) -> dict[str, int]:
+        return self.worker.served_weights_checksum()
+
     def engine_shares_storage(self) -> float:
         """Fraction of the engine's parameters whose storage is the learner's own (1.0 when the dtypes match)."""
         mine = {t.data_ptr() for t in self.engine.module.parameters()}

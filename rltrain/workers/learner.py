@@ -24,10 +24,14 @@ from rltrain.workers.weight_sync import send_buckets
 
 
 def _setup_process(rank: int, world_size: int, master: tuple[str, int], threads: int) -> None:
-    os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]), RANK=str(rank),
-                      LOCAL_RANK="0" if not torch.cuda.is_available() else str(rank % max(1, torch.cuda.device_count())),
+    """The process's distributed environment, and its device set before anything reads it: Ray shows
+    each learner rank exactly the GPU its placement bundle holds, so that GPU is cuda:0 and LOCAL_RANK 0
+    on every rank (the plan never puts two ranks on one GPU)."""
+    os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]), RANK=str(rank), LOCAL_RANK="0",
                       WORLD_SIZE=str(world_size))
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        torch.cuda.set_device(0)
+    else:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     if threads > 0:
         torch.set_num_threads(threads)
@@ -227,14 +231,27 @@ class Learner:
     def sync_weights(self, workers: list, version: int, bucket_bytes: int,
                      engine_dtype: str | None = None, method: str = "object_store") -> dict[str, float]:
         """Every rank joins (ZeRO-3 gathers are collective); rank 0 sends the buckets through Ray's
-        object store or broadcasts them over the weight-sync group (`method: collective`)."""
+        object store, broadcasts them over the weight-sync group (`method: collective`) or hands an
+        engine on its own GPU CUDA IPC handles to them (`cuda_ipc`)."""
         from rltrain.workers.sync_group import send_collective
 
         named = self._engine_params(engine_dtype)
         mine = workers if self.rank == 0 else []
         if method == "collective":
             return send_collective(named, mine, getattr(self, "sync_group", None), version, bucket_bytes)
+        if method == "cuda_ipc":
+            from rltrain.workers.sync_ipc import IpcBuffers, send_ipc
+
+            if self.rank == 0 and getattr(self, "ipc_buffers", None) is None:
+                self.ipc_buffers = IpcBuffers(self.device)
+            return send_ipc(named, mine, getattr(self, "ipc_buffers", None), version, bucket_bytes)
         return send_buckets(named, mine, version, bucket_bytes)
+
+    def sent_weights_checksum(self, engine_dtype: str | None = None) -> dict[str, int]:
+        """`weights_checksum` of the weights a sync sends (in the engines' precision; a collective under ZeRO-3)."""
+        from rltrain.engines.checksum import weights_checksum
+
+        return weights_checksum(self._engine_params(engine_dtype), skip=("lm_head.weight",) if self._tied() else ())
 
     def policy_state(self) -> dict[str, torch.Tensor]:
         """The policy's full weights by name (a collective under ZeRO-3), for checks."""

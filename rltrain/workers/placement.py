@@ -1,13 +1,13 @@
-"""Starts the Ray actors of a run with explicit placement.
+"""Starts the Ray actors of a run where its placement plan (rltrain/workers/planner.py) puts them.
 
-One placement group holds a bundle per actor: learner ranks, rollout workers and (optionally) the
-reference and the critic's ranks. A run started inside a placement group of its own caller (a sweep's Ray Tune trial:
-`rltrain/driver/sweep.py` asks Tune for a head bundle plus one per actor) places its actors in that
-group's bundles 1..n instead, so trials share a cluster without over-asking it. On a CPU machine the bundles split the declared CPUs between the roles, and
-`cpu_threads` sets each actor's torch threads: a schedule that runs one phase at a time lets each
-actor use all cores while it works; one whose generation overlaps the update (its
-`overlaps_generation`) splits the cores between them. With GPUs each learner rank and rollout
-worker gets one GPU of its own.
+`plan_bundles` turns the plan into one placement group: on a CPU cluster a bundle per actor (learner
+ranks, rollout workers, the reference, critic ranks) splitting the declared CPUs; with GPUs a bundle
+per GPU the plan uses, whose actors ask for their fraction of it. A run started inside a placement
+group of its own caller (a sweep's Ray Tune trial: `rltrain/driver/sweep.py` asks Tune for a head
+bundle plus one per actor) places its actors in that group's bundles 1..n instead, so trials share a
+cluster without over-asking it. `cpu_threads` sets each actor's torch threads: a schedule that runs
+one phase at a time lets each actor use all cores while it works; one whose generation overlaps the
+update (its `overlaps_generation`) splits the cores between them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,6 +29,7 @@ from rltrain.workers.critic import Critic
 from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.reference import Reference
+from rltrain.workers.planner import Cluster, Plan
 from rltrain.workers.rollout_worker import RolloutWorker
 
 
@@ -45,10 +44,9 @@ class Actors:
     owns_pg: bool = True  # False: the caller's placement group (a sweep trial's), left to the caller
     colocated: bool = False  # the rollout group's only member is learner rank 0
     spawn_worker: Callable[[int], Any] | None = None  # a fresh rollout worker i in worker i's bundle
-    first: int = 0  # index of the first actor's bundle in `pg` (1 in a sweep trial's group)
-    roles: list[tuple[str, int]] = field(default_factory=list)  # (role, index) of each bundle, in order
+    roles: list[tuple[str, int]] = field(default_factory=list)  # (role, index) of each actor, in plan order
     critic: RankGroup | None = None  # PPO's value model ranks, when the algorithm reads values
-    sync_store: str | None = None  # the weight-sync group's file store (one-node rendezvous), removed at stop
+    slots: dict = field(default_factory=dict)  # (role, index) -> its Slot (bundle, CPUs, GPU fraction)
 
 
 def free_port() -> int:
@@ -58,16 +56,11 @@ def free_port() -> int:
 
 
 def actor_roles(cfg: Config, need_reference: bool, need_critic: bool = False) -> list[str]:
-    """The role of each actor, in bundle order: learner ranks, rollout workers, the reference, critic
-    ranks. Colocated, the engine lives in learner rank 0's actor (no rollout bundle)."""
+    """The role of each actor, in bundle order on a CPU cluster: learner ranks, rollout workers, the
+    reference, critic ranks. Colocated, the engine lives in learner rank 0's actor (no rollout bundle)."""
     workers = 0 if cfg.placement == "colocated" else cfg.rollout.num_workers
     return (["learner"] * cfg.learner.num_ranks + ["rollout"] * workers + ["reference"] * int(need_reference)
             + ["critic"] * (cfg.critic.num_ranks if need_critic else 0))
-
-
-def actor_count(cfg: Config, need_reference: bool, need_critic: bool = False) -> int:
-    """Actors (and bundles) of a run."""
-    return len(actor_roles(cfg, need_reference, need_critic))
 
 
 def role_resources(cfg: Config, role: str) -> dict[str, float]:
@@ -75,14 +68,47 @@ def role_resources(cfg: Config, role: str) -> dict[str, float]:
     return dict(getattr(cfg.resources, role))
 
 
-def _bundles(cfg: Config, roles: list[str]) -> list[dict]:
-    n_actors = len(roles)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    if gpus >= n_actors:
-        return [{"CPU": 1, "GPU": 1, **role_resources(cfg, r)} for r in roles]
-    cpus = ray.cluster_resources().get("CPU", 1)  # actors of a closed run may still be releasing theirs
-    share = math.floor(100 * min(1.0, cpus / n_actors)) / 100  # never over-ask: the group must fit
-    return [{"CPU": share, **role_resources(cfg, r)} for r in roles]
+@dataclass(frozen=True)
+class Slot:
+    """Where one actor of the plan runs: its bundle and what it asks of it."""
+
+    bundle: int
+    num_cpus: float
+    num_gpus: float
+
+
+def plan_bundles(plan: Plan, cfg: Config, cpus: float) -> tuple[list[dict], dict[tuple[str, int], Slot]]:
+    """The placement group's bundles and each actor's slot, from the plan (pure: tested on simulated
+    clusters). CPU-only: one bundle per actor, the CPUs split between them (never over-asked). With GPUs:
+    one bundle per GPU the plan uses (node-major, so Ray's PACK fills a node before the next) with a
+    CPU share; the actors on a GPU ask for their fraction of its bundle (OpenRLHF's pattern). A
+    tensor-parallel engine's actor sits in the bundle of its first GPU; vLLM's own workers take the others."""
+    own = [a for a in plan.actors if a.in_actor is None and a.tp_rank == 0]
+    if plan.cluster.gpus == 0:
+        share = math.floor(100 * min(1.0, cpus / max(1, len(own)))) / 100
+        bundles = [{"CPU": share, **role_resources(cfg, a.role)} for a in own]
+        return bundles, {(a.role, a.rank): Slot(i, share, 0.0) for i, a in enumerate(own)}
+    keys = sorted({(a.node, a.gpu) for a in plan.actors if a.gpu is not None and a.in_actor is None})
+    index = {k: i for i, k in enumerate(keys)}
+    cpu_per_gpu = math.floor(100 * min(1.0, cpus / max(1, len(keys)))) / 100
+    bundles: list[dict] = [{"GPU": 1.0, "CPU": cpu_per_gpu} for _ in keys]
+    for a in own:
+        bundles[index[(a.node, a.gpu)]].update(role_resources(cfg, a.role))
+    tenants = {k: sum(1 for a in own if (a.node, a.gpu) == k) for k in keys}
+    slots = {(a.role, a.rank): Slot(index[(a.node, a.gpu)], math.floor(100 * cpu_per_gpu / tenants[(a.node, a.gpu)]) / 100,
+                                    a.gpu_fraction) for a in own}
+    return bundles, slots
+
+
+def cluster_of_ray() -> Cluster:
+    """The Ray cluster's GPUs: in all, and the most any alive node has."""
+    per_node = [int(n.get("Resources", {}).get("GPU", 0)) for n in _alive_nodes()]
+    gpus = sum(per_node)
+    return Cluster(gpus, max(per_node + [1]) if gpus else 8)
+
+
+def single_node() -> bool:
+    return len(_alive_nodes()) == 1
 
 
 def _alive_nodes() -> list[dict]:
@@ -114,8 +140,8 @@ def describe_placement(group: "Actors") -> list[str]:
     """One line per actor: its role and the node (address, id prefix) its bundle landed on."""
     nodes = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in _alive_nodes()}
     where = bundle_nodes(group.pg)
-    return [f"{role} {i}: node {nodes.get(where[group.first + b], '?')} ({where[group.first + b][:8]})"
-            for b, (role, i) in enumerate(group.roles)]
+    return [f"{role} {i}: node {nodes.get(where[group.slots[(role, i)].bundle], '?')} "
+            f"({where[group.slots[(role, i)].bundle][:8]})" for role, i in group.roles]
 
 
 def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[int, int]:
@@ -130,50 +156,63 @@ def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[i
     return cfg.learner.threads or learn, cfg.rollout.threads or roll
 
 
-def _placement(cfg: Config, roles: list[str]) -> tuple[object, list[dict], int, bool]:
-    """(placement group, the actors' bundles, index of the first actor bundle, whether the run owns it)."""
-    n_actors = len(roles)
+def _placement(plan: Plan, cfg: Config) -> tuple[object, list[dict], dict[tuple[str, int], Slot], bool]:
+    """(placement group, its bundles, each actor's slot, whether the run owns the group). A run inside its caller's group (a sweep trial's: a head bundle plus one per actor,
+    CPU only) uses bundles 1..n in the plan's order."""
     enclosing = ray.util.get_current_placement_group()
     if enclosing is not None:
+        own = [a for a in plan.actors if a.in_actor is None and a.tp_rank == 0]
         specs = enclosing.bundle_specs
-        if len(specs) != n_actors + 1:
+        if len(specs) != len(own) + 1:
             raise RuntimeError(f"this run is placed in a placement group of {len(specs)} bundles; it needs a head "
-                               f"bundle plus one per actor ({n_actors} actors: {n_actors + 1} bundles)")
-        return enclosing, specs[1:], 1, False
-    bundles = _bundles(cfg, roles)
+                               f"bundle plus one per actor ({len(own)} actors: {len(own) + 1} bundles)")
+        slots = {(a.role, a.rank): Slot(1 + i, specs[1 + i].get("CPU", 0), specs[1 + i].get("GPU", 0))
+                 for i, a in enumerate(own)}
+        return enclosing, specs, slots, False
+    cpus = ray.cluster_resources().get("CPU", 1)  # actors of a closed run may still be releasing theirs
+    bundles, slots = plan_bundles(plan, cfg, cpus)
     pg = placement_group(bundles, strategy="PACK")
     try:
         ray.get(pg.ready(), timeout=120)
     except ray.exceptions.GetTimeoutError:
         raise RuntimeError(f"placement group {bundles} did not fit the cluster's resources "
                            f"{ray.available_resources()} within 120 s") from None
-    return pg, bundles, 0, True
+    return pg, bundles, slots, True
 
 
-def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bool,
-                 need_critic: bool = False) -> Actors:
-    """Place and start every actor; returns once the rollout engines are up (start-up errors surface here)."""
+def _options(pg: object, slot: Slot, env: dict, gpu_cluster: bool) -> dict:
+    """Ray options of an actor in its slot; a CPU-only actor on a GPU cluster is kept from seeing any GPU
+    (Ray 2.60 no longer hides GPUs from actors that ask for none)."""
+    if gpu_cluster and slot.num_gpus == 0:
+        env = {"env_vars": {**env["env_vars"], "CUDA_VISIBLE_DEVICES": ""}}
+    return {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus, "runtime_env": env,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=slot.bundle)}
+
+
+def start_actors(cfg: Config, plan: Plan, model_path: str, overlap: bool) -> Actors:
+    """Place and start every actor of the plan; returns once the rollout engines are up (start-up errors
+    surface here)."""
     n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
-    roles = actor_roles(cfg, need_reference, need_critic)
-    n_actors = len(roles)
-    pg, bundles, first, owns_pg = _placement(cfg, roles)
+    need_reference, need_critic = bool(plan.of("reference")), bool(plan.of("critic"))
+    pg, bundles, slots, owns_pg = _placement(plan, cfg)
+    gpu_cluster = plan.cluster.gpus > 0
+    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
+                        "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
 
-    def opts(i: int) -> dict:
-        b = bundles[i]
-        return {"num_cpus": b.get("CPU", 0), "num_gpus": b.get("GPU", 0),
-                "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=first + i)}
+    def opts(role: str, rank: int) -> dict:
+        return _options(pg, slots[(role, rank)], env, gpu_cluster)
 
     cores = os.cpu_count() or 2
     learn_threads, roll_threads = cpu_threads(cfg, overlap, cores)
     learner_cfg = cfg.learner.model_copy(update={"threads": learn_threads})
-    engine = resolve_engine_name(cfg.rollout.engine, int(ray.cluster_resources().get("GPU", 0)) > 0)
-    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
-                        "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
-    master = learner_rendezvous(pg, first)
+    engine = resolve_engine_name(cfg.rollout.engine, gpu_cluster)
+    master = learner_rendezvous(pg, slots[("learner", 0)].bundle)
 
     def worker_args(w: int) -> tuple:
-        return (model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads,
-                engine_options(cfg, engine))
+        options = engine_options(cfg, engine)
+        if engine == "vllm" and options.get("gpu_memory_utilization") is None and w in plan.engine_memory:
+            options["gpu_memory_utilization"] = plan.engine_memory[w]  # the plan's share of its GPU
+        return (model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads, options)
 
     def learner_args(r: int) -> tuple:
         return (model_path, learner_cfg, r, n_learn, master, cfg.model.dtype, cfg.rollout.temperature,
@@ -181,37 +220,37 @@ def start_actors(cfg: Config, model_path: str, need_reference: bool, overlap: bo
 
     colocated = cfg.placement == "colocated"
     learners = [
-        ray.remote(ColocatedLearner).options(**opts(0), runtime_env=env).remote(learner_args(0), worker_args(0))
+        ray.remote(ColocatedLearner).options(**opts("learner", 0)).remote(learner_args(0), worker_args(0))
         if colocated and r == 0 else
-        ray.remote(Learner).options(**opts(r), runtime_env=env).remote(*learner_args(r))
+        ray.remote(Learner).options(**opts("learner", r)).remote(*learner_args(r))
         for r in range(n_learn)
     ]
+
     def spawn_worker(w: int):
-        return ray.remote(RolloutWorker).options(**opts(n_learn + w), runtime_env=env).remote(*worker_args(w))
+        return ray.remote(RolloutWorker).options(**opts("rollout", w)).remote(*worker_args(w))
 
     workers = learners[:1] if colocated else [spawn_worker(w) for w in range(n_work)]
     reference = None
     if need_reference:
-        reference = RankGroup([ray.remote(Reference).options(**opts(roles.index("reference")), runtime_env=env).remote(
+        reference = RankGroup([ray.remote(Reference).options(**opts("reference", 0)).remote(
             cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
             cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation,
             cfg.learner.share_prompts)])
-    critic = _start_critic(cfg, model_path, roles, opts, pg, first, env, learn_threads) if need_critic else None
-    numbered = [(role, roles[:b].count(role)) for b, role in enumerate(roles)]
+    critic = _start_critic(cfg, model_path, opts, pg, slots, learn_threads) if need_critic else None
+    roles = [(role, rank) for role, rank in slots]
     group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,
-                   None if colocated else spawn_worker, first, numbered, critic)
+                   None if colocated else spawn_worker, roles, critic, slots)
     group.workers.call("get_version")  # surface start-up errors early
     return group
 
 
-def _start_critic(cfg: Config, model_path: str, roles: list[str], opts: Callable[[int], dict], pg: object,
-                  first: int, env: dict, threads: int) -> RankGroup:
+def _start_critic(cfg: Config, model_path: str, opts: Callable[[str, int], dict], pg: object,
+                  slots: dict[tuple[str, int], Slot], threads: int) -> RankGroup:
     """The critic's ranks (a DeepSpeed world of their own, meeting at critic rank 0's node)."""
-    b0 = roles.index("critic")
-    master = learner_rendezvous(pg, first + b0)
+    master = learner_rendezvous(pg, slots[("critic", 0)].bundle)
     cc = cfg.critic
     critic_cfg = cc.model_copy(update={"threads": cc.threads or threads})
-    return RankGroup([ray.remote(Critic).options(**opts(b0 + r), runtime_env=env).remote(
+    return RankGroup([ray.remote(Critic).options(**opts("critic", r)).remote(
         cc.path or model_path, critic_cfg, r, cc.num_ranks, master, cfg.model.dtype, cfg.rollout.temperature,
         {"value_clip": cc.value_clip}, cfg.trainer.seed, False) for r in range(cc.num_ranks)])
 
@@ -226,37 +265,7 @@ def replace_worker(group: Actors, i: int) -> None:
     RankGroup([group.workers.actors[i]]).call("get_version")  # surface start-up errors
 
 
-def connect_sync_group(group: Actors, timeout_s: float) -> None:
-    """Learner rank 0 and every rollout worker join a fresh weight-sync process group
-    (rltrain/workers/sync_group.py): through a file store on a one-node cluster, else a TCP store at
-    rank 0's node address. Called at start-up and again after a worker is replaced."""
-    lead = RankGroup(group.learners.actors[:1])
-    _remove_sync_store(group)  # the previous group's (a worker was replaced)
-    if len(_alive_nodes()) == 1:
-        group.sync_store = f"{tempfile.gettempdir()}/rltrain-sync-{uuid.uuid4().hex}"
-        rendezvous = f"file://{group.sync_store}"
-    else:
-        host, port = lead.call("sync_endpoint")[0]
-        rendezvous = f"tcp://{host}:{port}"
-    world = len(group.workers) + 1
-    futures = lead.submit("join_sync_group", rendezvous, world, timeout_s)
-    futures += group.workers.submit_each("join_sync_group", [(rendezvous, i + 1, world, timeout_s)
-                                                             for i in range(len(group.workers))])
-    RankGroup.gather(futures)
-
-
-def _remove_sync_store(group: Actors) -> None:
-    """Delete the file store of the weight-sync group's rendezvous (its members no longer read it)."""
-    if group.sync_store:
-        try:
-            os.remove(group.sync_store)
-        except FileNotFoundError:
-            pass
-        group.sync_store = None
-
-
 def stop_actors(group: Actors) -> None:
-    _remove_sync_store(group)
     group.learners.kill()
     if not group.colocated:
         group.workers.kill()

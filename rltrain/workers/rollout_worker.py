@@ -60,6 +60,22 @@ class RolloutWorker:
         if version is not None:
             self.engine.finish_weight_update(version)
 
+    def receive_ipc_bucket(self, layout, handles: dict, version: int | None) -> None:
+        """One bucket by CUDA IPC (the engine shares learner rank 0's GPU): open the handles, load the views
+        (copied by the engine before this returns, or cloned when it keeps what it is given)."""
+        from rltrain.workers.sync_ipc import open_bucket
+
+        named = open_bucket(layout, handles)
+        if getattr(self.engine, "keeps_loaded_tensors", False):
+            named = [(name, t.clone()) for name, t in named]
+        self.engine.load_weights(named)
+        if version is not None:
+            self.engine.finish_weight_update(version)
+
+    def served_weights_checksum(self) -> dict[str, int]:
+        """`weights_checksum` of the weights the engine serves (rltrain/engines/checksum.py)."""
+        return self.engine.weights_checksum()
+
     def engine_weights(self) -> dict[str, torch.Tensor]:
         """The engine's parameters by name, for checks (engines that expose `params`, as the transformers one)."""
         params = getattr(self.engine, "params", None)

@@ -16,6 +16,7 @@ hands them to the engine's `load_weights`, which copies them into its parameters
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,7 +61,11 @@ class SyncGroup:
             host, port = rendezvous.removeprefix("tcp://").rsplit(":", 1)
             store = dist.TCPStore(host, int(port), world_size, is_master=rank == 0, timeout=timeout)
         if device == "cuda":
-            self.pg = dist.ProcessGroupNCCL(store, rank, world_size)
+            # vLLM sets NCCL_CUMEM_ENABLE=0 in its processes; every member of a group must agree with it
+            os.environ["NCCL_CUMEM_ENABLE"] = "0"
+            opts = dist.ProcessGroupNCCL.Options()
+            opts._timeout = timeout  # sync.timeout_s bounds every NCCL call, as it does gloo's
+            self.pg = dist.ProcessGroupNCCL(store, rank, world_size, opts)
         else:
             self.pg = dist.ProcessGroupGloo(store, rank, world_size, timeout)
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)

@@ -31,7 +31,7 @@ def test_learners_on_one_node_the_rollout_worker_on_the_other(tmp_path, default_
     for roles in (seen["roles"], seen["roles_after_replace"]):
         assert roles["learner"] == [head, head] and roles["reference"] == [head]
         assert roles["rollout"] == [other]
-    assert seen["sync"] == "collective" and seen["metrics"]["sync/method"] == "collective"
+    assert seen["sync"] == "gloo_broadcast" and seen["metrics"]["sync/method"] == "gloo_broadcast"
     assert seen["synced_after_step_1"] and seen["synced_after_step_2"]
     assert seen["version"] == 2 and seen["metrics"]["sync/bytes"] > 0
     assert (Path(seen["checkpoint"]) / "manifest.json").exists()

@@ -47,15 +47,18 @@ def _greedy_logprobs(trainer: Trainer) -> list[float]:
 
 # two workers on one collective group: test_replaced_worker_rejoins_the_sync_group; two object-store
 # workers: tests/e2e/test_worker_faults.py (both check every engine bit-equal after a sync)
+PLANNED = {"collective": "gloo_broadcast", "object_store": "object_store"}  # sync.method -> the plan's on CPU
+
+
 @pytest.mark.parametrize("method, workers, zero, ranks", [("collective", 1, 0, 1), ("collective", 1, 3, 2),
                                                            ("object_store", 1, 0, 1)])
 def test_sync_leaves_engines_bit_equal_to_the_learner(tmp_path, ray_session, default_model, method, workers, zero, ranks):
     trainer = Trainer(_cfg(tmp_path, default_model, **{"sync.method": method, "rollout.num_workers": workers,
                                                        "learner.zero_stage": zero, "learner.num_ranks": ranks}))
     try:
-        assert trainer.sync_method == method
+        assert trainer.sync.methods == PLANNED[method]
         metrics = trainer.step()
-        assert metrics["sync/method"] == method and metrics["sync/bytes"] > 0 and metrics["sync/gb_per_s"] > 0
+        assert metrics["sync/method"] == PLANNED[method] and metrics["sync/bytes"] > 0 and metrics["sync/gb_per_s"] > 0
         _assert_engines_hold_learner_weights(trainer)
         trainer.step()
         _assert_engines_hold_learner_weights(trainer)
@@ -80,7 +83,7 @@ def test_replaced_worker_rejoins_the_sync_group(tmp_path, ray_session, default_m
                                                        "trainer.steps": 3}))
     try:
         metrics = trainer.step()
-        assert metrics["sync/method"] == "collective" and metrics["sync/bytes"] > 0
+        assert metrics["sync/method"] == "gloo_broadcast" and metrics["sync/bytes"] > 0
         _assert_engines_hold_learner_weights(trainer)  # one sync reaches both workers of the group
         old = trainer.actors.workers[1]
         assert ray.get(old.get_version.remote()) == 1
@@ -104,7 +107,7 @@ def test_colocated_engine_adopts_the_learner_weights(tmp_path, ray_session, defa
         before = _greedy_logprobs(trainer)
         for _ in range(2):
             metrics = trainer.step()
-            assert metrics["sync/method"] == "colocated"
+            assert metrics["sync/method"] == "in_process"
             assert metrics["sync/buckets"] == 0 and (metrics["sync/bytes"] == 0) == bool(shared)
             after = _greedy_logprobs(trainer)
             assert after != before  # the engine generates with the updated weights
@@ -118,13 +121,14 @@ def test_colocated_engine_adopts_the_learner_weights(tmp_path, ray_session, defa
         trainer.close()
 
 
-def test_auto_sync_method_is_the_measured_default_of_the_device_kind(tmp_path, default_model):
-    from rltrain.config import sync_method
+def test_auto_sync_method_is_the_plans_choice_for_the_device_kind(tmp_path, default_model):
+    from rltrain.workers.planner import Cluster, plan
 
     cfg = _cfg(tmp_path, default_model)
     assert cfg.sync.method == "auto"
-    assert (sync_method(cfg, has_gpu=False), sync_method(cfg, has_gpu=True)) == ("collective", "collective")
-    assert sync_method(_cfg(tmp_path, default_model, placement="colocated"), has_gpu=False) == "colocated"
+    methods = lambda c, gpus: [e.method for e in plan(c, Cluster(gpus, 8), False, False).weight_sync]  # noqa: E731
+    assert (methods(cfg, 0), methods(cfg, 2), methods(cfg, 1)) == (["gloo_broadcast"], ["nccl_broadcast"], ["cuda_ipc"])
+    assert methods(_cfg(tmp_path, default_model, placement="colocated"), 0) == ["in_process"]
 
 
 def test_colocated_refuses_overlapping_schedules_and_many_engines(tmp_path, default_model):
@@ -133,3 +137,22 @@ def test_colocated_refuses_overlapping_schedules_and_many_engines(tmp_path, defa
     with pytest.raises(ConfigError, match="overlaps them"):
         Trainer(_cfg(tmp_path, default_model, placement="colocated", **{"trainer.schedule": "async",
                                                                         "trainer.max_staleness": 1}))
+
+
+def test_sync_verify_catches_a_stale_engine_and_names_it(tmp_path, ray_session, default_model):
+    """sync.verify compares a checksum of what each engine serves with what the learners sent: a sync that
+    did not apply (here: engine 1 ignores the buckets it is given) stops the run naming that engine."""
+    from rltrain.workers.sync_strategies import StaleEngineError
+
+    trainer = Trainer(_cfg(tmp_path, default_model, **{"sync.verify": True, "rollout.num_workers": 2,
+                                                       "rollout.dtype": "bfloat16", "sync.timeout_s": 60}))
+    try:
+        metrics = trainer.step()
+        assert metrics["sync/verified_engines"] == 2.0
+        stale = trainer.actors.workers[1]
+        ignore = lambda named: [None for _ in named]  # noqa: E731 - takes the bucket (a broadcast), applies nothing
+        ray.get(stale.__ray_call__.remote(lambda self: setattr(self.engine, "load_weights", ignore)))
+        with pytest.raises(StaleEngineError, match=r"^rollout/1 serves weights other than the learners sent"):
+            trainer.step()
+    finally:
+        trainer.close()

@@ -29,8 +29,8 @@ def _engines_equal_learner(trainer: Trainer) -> bool:
 def _nodes_by_role(trainer: Trainer) -> dict[str, list[str]]:
     where = bundle_nodes(trainer.actors.pg)
     out: dict[str, list[str]] = {}
-    for b, (role, _) in enumerate(trainer.actors.roles):
-        out.setdefault(role, []).append(where[trainer.actors.first + b])
+    for role, i in trainer.actors.roles:
+        out.setdefault(role, []).append(where[trainer.actors.slots[(role, i)].bundle])
     return out
 
 
@@ -53,7 +53,7 @@ def main(model: str, out_dir: str) -> None:
     })
     trainer = Trainer(cfg)
     seen: dict = {"head": cluster.head_node.node_id, "rollout_node": rollout_node.node_id,
-                  "roles": _nodes_by_role(trainer), "sync": trainer.sync_method}
+                  "roles": _nodes_by_role(trainer), "sync": trainer.sync.methods}
     trainer.step()
     seen["synced_after_step_1"] = _engines_equal_learner(trainer)
     ray.kill(trainer.actors.workers[0])  # the worker on the rollout node dies
