@@ -149,6 +149,10 @@ class MultiTurnRollout(Rollout):
                n_per_row: list[int] | None = None) -> PendingEpisodes:
         return PendingEpisodes(self, rows, sampling, first_group, n_per_row)
 
+    def reward_counts(self) -> dict[str, int]:
+        """No reward functions: an episode's outcome is its environment's score."""
+        return {}
+
     def score(self, records: list[Record]) -> None:
         """Episodes are scored by their environment when they end; only the completion text is set here."""
         for rec in records:

@@ -5,9 +5,9 @@ dataset columns (the answer and every other column of the row) arrive as keyword
 total is `rewards.combine`'s weighted sum with `missing="none"`: a sample any function could not
 score (None) gets None and is dropped from the update, and the runner logs which function missed.
 Per-sample time limits and error handling come from `rewards.load`, and so does the range check:
-a score outside the range its reward declares is dropped like a failure; when a call drops any, the
-count rides in the parts as `out_of_range` (the same value on every sample of the call), which the
-rollout metrics log as `reward/out_of_range_mean`.
+a score outside the range its reward declares is dropped like a failure. `counts()` sums the guards'
+counters (errors, timeouts, out-of-range scores, and the code reward's tests and the tests among them
+whose verdict rests on the program's own report), which the collector logs per step as `reward/*`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from rltrain.config.schema import RewardConfig
 from rltrain.data import PromptRow
 
 log = logging.getLogger("rltrain.rewards")
+
+# guard counters logged per step (`reward/<name>`): failures, scores outside the declared range, and the
+# code reward's tests and those of a form whose verdict rests on the program's own report
+COUNTED = ("errors", "timeouts", "out_of_range", "tests", "untrusted_tests")
 
 
 class RewardRunner:
@@ -45,18 +49,14 @@ class RewardRunner:
             cols.setdefault(key, [r.columns.get(key) for r in rows])
         return cols
 
-    def out_of_range(self) -> int:
-        """Scores dropped so far for lying outside their reward's declared range."""
-        return sum(fn.stats.get("out_of_range", 0) for fn, _ in self.combined.parts)
+    def counts(self) -> dict[str, int]:
+        """The guards' counters so far, summed over the reward functions (`COUNTED`)."""
+        return {k: sum(int(fn.stats.get(k, 0)) for fn, _ in self.combined.parts) for k in COUNTED}
 
     def __call__(self, prompts: list, completions: list[str], rows: list[PromptRow]
                  ) -> tuple[list[float | None], dict[str, list[float | None]]]:
-        before = self.out_of_range()
         total = self.combined(prompts, completions, **self.columns(rows))
         parts = dict(zip(self.labels, self.combined.last_parts.values()))
-        dropped = self.out_of_range() - before
-        if dropped:
-            parts["out_of_range"] = [float(dropped)] * len(total)
         for i, t in enumerate(total):
             if t is None:
                 missing = [label for label, scores in parts.items() if scores[i] is None]

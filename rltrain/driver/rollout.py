@@ -160,6 +160,10 @@ class Rollout:
         """n samples per row, spread over the workers; records come back grouped by row."""
         return self.submit(rows, sampling, first_group).result()
 
+    def reward_counts(self) -> dict[str, int]:
+        """The reward guards' counters so far (rltrain/driver/rewards.py `counts`)."""
+        return self.rewards.counts()
+
     def score(self, records: list[Record]) -> None:
         """Fill `reward` (None = the sample is dropped from the update) and the decoded completion."""
         for rec in records:

@@ -2,7 +2,7 @@
 untouched, `faults/skipped_steps`), and more than `trainer.max_skipped_steps` in a row stop the run
 with a clear error. The loss is made NaN by a user objective given by import path. The same run has a
 user reward that scores above the range it declares: each such score is dropped (here replaced by its
-`fallback`, 0), logged, and counted in `reward/out_of_range_mean`."""
+`fallback`, 0), logged, and counted in `reward/out_of_range`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_nan_loss_skips_steps_then_stops(tmp_path, ray_session, default_model, c
         for k in (1, 2):
             m = trainer.step()
             assert m["faults/skipped_steps"] == k
-            assert m["reward/out_of_range_mean"] == 16.0  # 4 prompts x 4 samples, each scored 2.0 in [0, 1]
+            assert m["reward/out_of_range"] == 16.0  # 4 prompts x 4 samples, each scored 2.0 in [0, 1]
+            assert m["reward/errors"] == 0.0 and m["reward/untrusted_tests"] == 0.0
             assert m["reward/overconfident_reward_mean"] == 0.0  # the fallback, not 2.0
             assert ray.get(trainer.actors.learners[0].param_checksum.remote()) == before  # nothing applied
         with pytest.raises(FloatingPointError, match=r"3 steps in a row had non-finite gradients "
