@@ -79,7 +79,7 @@ def test_engine_options():
 
     cfg = load(None, ["rollout.vllm.gpu_memory_utilization=0.5", "rollout.vllm.max_model_len=1024"])
     assert engine_options(cfg, "vllm") == {"gpu_memory_utilization": 0.5, "max_model_len": 1024, "enable_sleep_mode": False,
-                                           "tensor_parallel_size": 1}
+                                           "tensor_parallel_size": 1, "seed_requests": None}
     assert engine_options(cfg, "transformers") == {"decode": "lean"}
     with pytest.raises(ConfigError, match=r"^rollout\.vllm\.gpu_memory_utilization: must be in \(0, 1\], got 2$"):
         load(None, ["rollout.vllm.gpu_memory_utilization=2"])

@@ -87,6 +87,9 @@ class VLLMConfig(Section):
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     max_model_len: int = Field(512, ge=16)
     tensor_parallel_size: int = Field(1, ge=1)  # GPUs per engine (one node); the placement plan gives them
+    # a sampling seed on every request (exact resume; vLLM's slower per-request sampling path); null: on CPU
+    # yes, on GPU one engine-level seed
+    seed_requests: bool | None = None
     enable_sleep_mode: bool = False  # GPU only: free_memory / restore_memory put the engine to sleep / wake it
 
 

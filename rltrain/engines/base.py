@@ -72,6 +72,9 @@ class EngineBase:
     # load_weights keeps references to the tensors it is given (it stages them until
     # finish_weight_update): a sync must hand it tensors of their own, not views of reused buffers
     keeps_loaded_tensors: bool = False
+    # share_weights adopts the learner's tensors' storage (colocated: the engine then holds no copy of its
+    # own); an engine that copies is not given the initial weights again (it loaded them from the model)
+    adopts_storage: bool = False
 
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Sample]:
         raise NotImplementedError

@@ -37,6 +37,7 @@ from rltrain.engines.device import resolve_device, results_to_host
 
 class TransformersEngine(EngineBase):
     resumes_partial = True  # continue_sequences from token ids: tested chunked == whole (greedy)
+    adopts_storage = True  # share_weights points parameters at the learner's tensors where dtypes match
 
     def __init__(self, model_path: str, dtype: str = "float32", seed: int = 0, decode: str = "lean",
                  device: str | None = None) -> None:

@@ -31,7 +31,8 @@ class ColocatedLearner(Learner):
         super().__init__(*learner_args)
         self.worker = RolloutWorker(*worker_args)
         self.engine_freed = False
-        self.worker.engine.share_weights(self._engine_params(None))  # from now on the engine holds no copy
+        if self.worker.engine.adopts_storage:  # from now on the engine holds no copy of its own
+            self.worker.engine.share_weights(self._engine_params(None))
 
     # ----- the rollout worker's side ----------------------------------------------------------
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> dict:
@@ -80,7 +81,7 @@ class ColocatedLearner(Learner):
                      method: str = "colocated") -> dict[str, float]:
         """The engine adopts the learner's tensors in place (`workers` is this actor itself: ignored)."""
         t0 = time.perf_counter()
-        copied = self.worker.engine.share_weights(self._full_params())
+        copied = self.worker.engine.share_weights(self._sync_params(host=False))  # on the learner's device
         self.worker.engine.finish_weight_update(version)
         self.engine_freed = False
         return {"sync/buckets": 0.0, "sync/bytes": float(copied), "timing_s/weight_sync": time.perf_counter() - t0}

@@ -219,10 +219,20 @@ class Learner:
 
         self.sync_group = SyncGroup(rendezvous, 0, world_size, self.device.type, timeout_s)
 
-    def _engine_params(self, engine_dtype: str | None):
-        """The policy's (name, tensor) stream in the engines' precision (a float32 learner feeding
-        bf16 engines sends half the bytes)."""
-        named = self._full_params()
+    def _sync_params(self, host: bool):
+        """What a weight sync sends: on rank 0 each weight where it lives (`host`: a CPU copy, for the object
+        store); the other ranks only join ZeRO-3's gathers. LoRA: the merged weights on every rank."""
+        from rltrain.workers import lora
+        from rltrain.workers.weight_sync import iter_sync_params
+
+        if self.lora:
+            return lora.merged_params(self.engine.module)
+        return iter_sync_params(self.engine.module, self.cfg.zero_stage == 3, self.rank == 0, host)
+
+    def _engine_params(self, engine_dtype: str | None, host: bool = False):
+        """The weight sync's (name, tensor) stream (`_sync_params`) in the engines' precision (a float32
+        learner feeding bf16 engines sends half the bytes)."""
+        named = self._sync_params(host)
         if engine_dtype is not None:
             dtype = getattr(torch, engine_dtype)
             named = ((n, t.to(dtype) if t.is_floating_point() else t) for n, t in named)
@@ -235,7 +245,7 @@ class Learner:
         engine on its own GPU CUDA IPC handles to them (`cuda_ipc`)."""
         from rltrain.workers.sync_group import send_collective
 
-        named = self._engine_params(engine_dtype)
+        named = self._engine_params(engine_dtype, host=method == "object_store")
         mine = workers if self.rank == 0 else []
         if method == "collective":
             return send_collective(named, mine, getattr(self, "sync_group", None), version, bucket_bytes)
@@ -251,6 +261,8 @@ class Learner:
         """`weights_checksum` of the weights a sync sends (in the engines' precision; a collective under ZeRO-3)."""
         from rltrain.engines.checksum import weights_checksum
 
+        if self.rank != 0:  # only rank 0 sends: the others join ZeRO-3's gathers
+            return {"numel": sum(1 for _ in self._engine_params(engine_dtype))}
         return weights_checksum(self._engine_params(engine_dtype), skip=("lm_head.weight",) if self._tied() else ())
 
     def policy_state(self) -> dict[str, torch.Tensor]:

@@ -34,6 +34,21 @@ def iter_full_params(module: torch.nn.Module, zero3: bool) -> Iterator[tuple[str
             yield name, param.detach().to("cpu", copy=zero3)
 
 
+def iter_sync_params(module: torch.nn.Module, zero3: bool, send: bool, host: bool
+                     ) -> Iterator[tuple[str, torch.Tensor]]:
+    """The weight sync's stream: on the sending rank (name, tensor) for every parameter, tied aliases
+    included, where it lives (`host`: a CPU copy, for Ray's object store; a gathered ZeRO-3 parameter is
+    freed after its block, so it is copied, on its device); on the other ranks nothing, after joining
+    each ZeRO-3 gather (a collective). No full copy of the model is made on any rank."""
+    if not send and not zero3:
+        return
+    for name, param in module.named_parameters(remove_duplicate=False):
+        with _gathered(param, zero3):
+            if send:
+                t = param.detach()
+                yield name, (t.to("cpu", copy=zero3) if host else (t.clone() if zero3 else t))
+
+
 def full_state_dict(module: torch.nn.Module, zero3: bool) -> dict[str, torch.Tensor]:
     return dict(iter_full_params(module, zero3))
 
