@@ -81,9 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.plan:
         return print_plan(cfg)
+    from rltrain.data import DataError
     from rltrain.driver.trainer import Trainer
 
-    trainer = Trainer(cfg)
+    try:  # what the config points at (data files, model directory, a run to resume) is read before any actor
+        trainer = Trainer(cfg)
+    except (ConfigError, DataError, FileNotFoundError, FileExistsError) as e:
+        print(f"input error: {e}", file=sys.stderr)
+        return 2
     try:
         summary = trainer.run()
     finally:

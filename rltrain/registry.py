@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import importlib
 
+# trainer.schedule: registered name -> "module:Class" (rltrain/driver/schedules.py); the config checks
+# names here without importing the driver
+SCHEDULES: dict[str, str] = {
+    "sync": "rltrain.driver.schedules:SyncSchedule",
+    "async": "rltrain.driver.schedules:AsyncSchedule",
+    "one_step_off": "rltrain.driver.schedules:OneStepOffSchedule",
+    "replay": "rltrain.driver.schedules:ReplaySchedule",
+}
+
 
 def is_import_path(name: object) -> bool:
     return isinstance(name, str) and name.count(":") == 1 and all(name.split(":"))
@@ -34,3 +43,14 @@ def load_class(name: str, registry: dict[str, str], key: str, methods: tuple[str
     if missing:
         raise ValueError(f"{key}={name!r}: {target} does not follow the {protocol}: missing {', '.join(missing)}")
     return cls
+
+
+def check_schedule_name(name: str) -> None:
+    """Raise ValueError listing the allowed schedules unless `name` is registered or an import path."""
+    check_name(name, SCHEDULES, "schedule", ", ".join(SCHEDULES))
+
+
+def schedule_class(name: str) -> type:
+    """The schedule class of `trainer.schedule` (imports it)."""
+    check_schedule_name(name)
+    return load_class(name, SCHEDULES, "trainer.schedule")

@@ -167,6 +167,9 @@ def test_a_missing_local_model_directory_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"model.path='.*no-such-model': no such model directory"):
         resolve_model(load(None, {"model.path": missing}))
     (tmp_path / "here").mkdir()
+    with pytest.raises(ConfigError, match=r"model.path='.*here': not a Hugging Face model directory"):
+        resolve_model(load(None, {"model.path": str(tmp_path / "here")}))
+    (tmp_path / "here" / "config.json").write_text("{}")
     assert resolve_model(load(None, {"model.path": str(tmp_path / "here")})) == str(tmp_path / "here")
     assert resolve_model(load(None, {"model.path": "org/name"})) == "org/name"  # a hub name passes through
 
@@ -208,3 +211,25 @@ def test_an_algorithm_brings_the_schedule_it_is_defined_by(tmp_path):
     with pytest.raises(ConfigError, match=r"^env.name: algorithm.preset=igpo .* needs env.name set to a multi-turn"):
         load(None, ["algorithm.preset=igpo"])
     assert load(str(ROOT / "configs" / "igpo_search.yaml")).env.name == "search"
+
+
+def test_bad_inputs_stop_before_any_actor_with_one_line_and_exit_2(tmp_path):
+    """A cross-field conflict, a run to resume that has no checkpoint, a directory that holds no model, a
+    malformed or empty data file: one line on stderr, exit 2, no traceback, no run directory left."""
+    (tmp_path / "nomodel").mkdir()
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "x"\n')
+    (tmp_path / "empty.jsonl").write_text("")
+    cases = {
+        "placement=colocated trainer.schedule=async": "placement: colocated runs generation and the update",
+        f"trainer.resume={tmp_path / 'gone'}": "no complete checkpoint under",
+        f"model.path={tmp_path / 'nomodel'}": "not a Hugging Face model directory (no config.json in it)",
+        f"data.train_files=[{tmp_path / 'bad.jsonl'}]": "bad.jsonl:1: invalid JSON",
+        f"data.train_files=[{tmp_path / 'empty.jsonl'}]": "empty.jsonl: empty prompt file (no rows)",
+    }
+    runs = tmp_path / "runs"
+    for args, needle in cases.items():
+        proc = subprocess.run([sys.executable, str(ROOT / "launch" / "grpo.py"), *args.split(), f"trainer.output_dir={runs}",
+                               "logging.wandb=false"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, (args, proc.stderr[-2000:])
+        assert not runs.exists() or not any(runs.iterdir()), (args, list(runs.iterdir()))

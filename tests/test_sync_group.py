@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from rltrain.workers.placement import free_port
+from rltrain.workers.net import free_port
 from rltrain.workers.sync_group import Entry, SyncGroup, layout_of
 
 

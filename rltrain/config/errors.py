@@ -158,6 +158,8 @@ def _message(cls: type[BaseModel], err: Any) -> str:
         return f"{key}: must be a finite number, got {short(value)}"
     if kind in ("value_error", "assertion_error"):
         text = str(ctx.get("error", err["msg"]))
+        if not loc:  # a check across sections: its text names the keys
+            return text
         return text if text.startswith(f"{key}:") or text.startswith(f"{key}.") else f"{key}: {text}"
     if kind.endswith("_type") or kind.endswith("_parsing"):
         return f"{key}: expected {type_name(tp)}, got {type(value).__name__} {short(value)}"

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rltrain.config.loader import ConfigError, Section, load_config, to_dict
+from rltrain.config.data import CuresConfig, DataConfig
 from rltrain.config.roles import CriticConfig, LearnerConfig, LoRAConfig, ReferenceConfig, ResourcesConfig
 
 # old dotted key -> what to use instead (the error reads "<old> was renamed: use <new>")
@@ -44,39 +45,6 @@ class ModelConfig(Section):
         from rltrain.config.hardware import fast_dtype
 
         return fast_dtype() if v == "auto" else v
-
-
-class CuresConfig(Section):
-    """`data.sampler: cures` (rltrain/data/cures.py): CurES prompt sampling by a Beta posterior of each
-    prompt's success rate, and rollout allocation within each batch's sample budget."""
-
-    form: Literal["paper", "code"] = "paper"  # code: the released sampler's per-prompt temperature (~uniform)
-    temperature: float = Field(0.1, gt=0)  # paper form: weights exp(sqrt(p (1 - p)) / temperature)
-    prior: Literal["uniform", "pooled"] = "pooled"  # uniform: Beta(1, 1) (paper, code); pooled: the run's rate
-    prior_strength: float = Field(2.0, gt=0)  # pooled prior's pseudo-count
-    replacement: bool = True  # false: weighted draws without replacement within an epoch (the code's order)
-    allocation: bool = True  # per-prompt samples ~ sqrt(p (1 - p)) within prompts x rollout.n_samples
-    min_samples: int = Field(2, ge=1)  # per prompt, when allocating
-    max_samples: int = Field(0, ge=0)  # per prompt, when allocating; 0 = 2 x rollout.n_samples
-    correct_threshold: float = 0.5  # a rollout counts as a success when its reward is above this
-
-
-class DataConfig(Section):
-    """Prompt data: JSONL/Parquet files, or the built-in task when `train_files` is empty. `sampler`:
-    `uniform` (a seeded permutation per epoch) or `cures` (options under `data.cures`)."""
-
-    train_files: list[str] = Field(default_factory=list)
-    test_files: list[str] = Field(default_factory=list)
-    prompt_key: str = "prompt"
-    answer_key: str = "answer"
-    task: str = "default"  # built-in task family (used when train_files is empty); word_problems: the real model's
-    n_train: int = Field(4000, gt=0)
-    n_test: int = Field(200, gt=0)
-    seed: int = 0
-    # word_problems: the evaluation split; test_alt is phrased unlike the training templates
-    test_split: Literal["test", "test_alt"] = "test"
-    sampler: Literal["uniform", "cures"] = "uniform"
-    cures: CuresConfig = Field(default_factory=CuresConfig)
 
 
 class VLLMConfig(Section):
@@ -285,7 +253,7 @@ class TrainerConfig(Section):
     @field_validator("schedule")
     @classmethod
     def _known_schedule(cls, name: str) -> str:
-        from rltrain.driver.schedules import check_schedule_name
+        from rltrain.registry import check_schedule_name
 
         check_schedule_name(name)
         return name
@@ -362,9 +330,20 @@ class Config(Section):
         if self.rollout.partial_tokens:
             raise ValueError("env.name is set: multi-turn episodes cannot also be partial rollouts; set "
                              "rollout.partial_tokens: 0")
-        if self.trainer.schedule == "replay":
-            raise ValueError("env.name is set: the replay buffer stores single-turn samples only; use trainer.schedule "
-                             "sync or async")
+        return self
+
+    @model_validator(mode="after")
+    def _what_the_parts_refuse(self) -> "Config":
+        """Cross-field checks the schedule and the engine declare (`check_config`, `resumes_partial`)."""
+        from rltrain.registry import schedule_class
+
+        check = getattr(schedule_class(self.trainer.schedule), "check_config", None)
+        if check is not None:
+            check(self)
+        if self.rollout.partial_tokens:
+            from rltrain.engines import check_resumable
+
+            check_resumable(self.rollout.engine)
         return self
 
 

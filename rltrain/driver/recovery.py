@@ -10,16 +10,13 @@ appear twice in the logs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import ray
 
 from rltrain.driver import checkpoint
 from rltrain.workers.group import RankGroup
 from rltrain.workers.placement import Actors, start_actors, stop_actors
-
-if TYPE_CHECKING:
-    from rltrain.driver.trainer import Trainer
 
 
 def _alive(actor, method: str) -> bool:
@@ -40,7 +37,8 @@ def core_actor_died(actors: Actors) -> bool:
     return not all(_alive(a, "ping") for a in core)
 
 
-def restart_actors(trainer: "Trainer") -> None:
+def restart_actors(trainer: Any) -> None:
+    """`trainer` is the run's `rltrain.driver.trainer.Trainer` (not imported here: it imports this)."""
     ckpt = checkpoint.latest(trainer.files.run_dir / "checkpoints")
     if ckpt is None:
         raise RuntimeError("a learner rank or the reference died before the first checkpoint: nothing to restart "
@@ -60,7 +58,7 @@ def restart_actors(trainer: "Trainer") -> None:
     trainer.restore(ckpt)
 
 
-def count_skipped(trainer: "Trainer", skipped_share: float) -> None:
+def count_skipped(trainer: Any, skipped_share: float) -> None:
     """A step whose optimizer update was skipped (a non-finite gradient; the learners left weights and
     optimizer state alone): counted, and more than `trainer.max_skipped_steps` in a row stop the run."""
     if not skipped_share:

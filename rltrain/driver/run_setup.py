@@ -53,6 +53,9 @@ def resolve_model(cfg: Config) -> str:
         if not local.is_dir():
             raise ConfigError(f"model.path={cfg.model.path!r}: no such model directory (a local path; a hub name "
                               "is 'name' or 'org/name', and nothing is downloaded at run time without network)")
+        if not (local / "config.json").is_file():
+            raise ConfigError(f"model.path={cfg.model.path!r}: not a Hugging Face model directory (no config.json "
+                              "in it)")
         return str(local)
     from rltrain.toy.warm_start import ensure_default_model
 

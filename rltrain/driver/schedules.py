@@ -7,6 +7,7 @@ name or an import path `pkg.mod:Class` to a class with the same interface:
 
     cls(collector: BatchCollector, sampler: PromptSampler, cfg: Config)
     cls.overlaps_generation(cfg: Config) -> bool     # generation runs during the update
+    cls.check_config(cfg: Config)                    # optional: ValueError for settings it cannot run with
     next_batch(step, version) -> (RolloutBatch, metrics)
     observe(prepared batch) -> metrics               # after the algorithm's prepare (advantages set)
     set_off_policy(bool)                             # False: the algorithm wants on-policy batches now
@@ -39,24 +40,10 @@ import torch
 from algorithms import RolloutBatch
 from rltrain.data import PromptSampler
 from rltrain.driver.replay import ReplayBuffer, replay_batch
-from rltrain.registry import check_name, load_class
+from rltrain.registry import SCHEDULES, check_schedule_name, schedule_class
 
-SCHEDULES: dict[str, str] = {
-    "sync": "rltrain.driver.schedules:SyncSchedule",
-    "async": "rltrain.driver.schedules:AsyncSchedule",
-    "one_step_off": "rltrain.driver.schedules:OneStepOffSchedule",
-    "replay": "rltrain.driver.schedules:ReplaySchedule",
-}
-
-
-def check_schedule_name(name: str) -> None:
-    """Raise ValueError listing the allowed schedules unless `name` is registered or an import path."""
-    check_name(name, SCHEDULES, "schedule", ", ".join(SCHEDULES))
-
-
-def schedule_class(name: str) -> type:
-    check_schedule_name(name)
-    return load_class(name, SCHEDULES, "trainer.schedule")
+__all__ = ["SCHEDULES", "AsyncSchedule", "OneStepOffSchedule", "ReplaySchedule", "SyncSchedule",
+           "check_schedule_name", "schedule_class"]
 
 
 class SyncSchedule:
@@ -69,6 +56,13 @@ class SyncSchedule:
     @classmethod
     def overlaps_generation(cls, cfg) -> bool:
         return False
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Settings this schedule cannot run with, found when the config is loaded (ValueError naming keys)."""
+        if cfg.placement == "colocated" and cls.overlaps_generation(cfg):
+            raise ValueError(f"placement: colocated runs generation and the update in one process, one after the "
+                             f"other; trainer.schedule={cfg.trainer.schedule} overlaps them (use sync or replay)")
 
     def next_batch(self, step: int, version: int) -> tuple[RolloutBatch, dict[str, float]]:
         return self.collector.collect(step, version, self.sampler)
@@ -147,6 +141,13 @@ class ReplaySchedule(SyncSchedule):
         rc = cfg.replay
         self.fraction, self.updates = rc.fraction, rc.updates_per_batch
         self.buffer = ReplayBuffer(rc.depth, rc.max_staleness, rc.sampling, seed=cfg.trainer.seed)
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        super().check_config(cfg)
+        if cfg.env.name is not None:
+            raise ValueError("env.name is set: the replay buffer stores single-turn samples only; use trainer.schedule "
+                             "sync or async")
 
     @property
     def updates_per_batch(self) -> int:

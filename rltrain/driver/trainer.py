@@ -26,7 +26,6 @@ import torch
 import algorithms
 from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
-from rltrain.config import ConfigError
 from rltrain.config import engine_dtype
 from rltrain.driver import checkpoint, recovery
 from rltrain.driver.collector import BatchCollector
@@ -42,7 +41,6 @@ from rltrain.driver.schedules import schedule_class
 from rltrain.driver.report import write_run_report
 from rltrain.driver.tracking import Tracker
 from rltrain.driver.update import update_minibatch
-from rltrain.engines import check_resumable
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
 from rltrain.workers.placement import cluster_of_ray, describe_placement, replace_worker, start_actors, stop_actors
@@ -60,12 +58,7 @@ class Trainer:
         self.step_idx, self.version = 0, 0
         self.reference_step: int | None = None  # the step whose policy the reference holds (None: the initial)
         self.timings: dict[str, float] = {}
-        schedule_cls = schedule_class(cfg.trainer.schedule)
-        if cfg.rollout.partial_tokens:
-            check_resumable(cfg.rollout.engine)
-        if cfg.placement == "colocated" and schedule_cls.overlaps_generation(cfg):
-            raise ConfigError(f"placement: colocated runs generation and the update in one process, one after the "
-                              f"other; trainer.schedule={cfg.trainer.schedule} overlaps them (use sync or replay)")
+        schedule_cls = schedule_class(cfg.trainer.schedule)  # its combinations were checked when cfg was loaded
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.plan = plan(cfg, cluster_of_ray(), self.algo.needs(BatchField.REF_LOGP), self.algo.needs(BatchField.VALUES))

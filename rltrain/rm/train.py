@@ -96,7 +96,7 @@ class RewardModelTrainer:
 
         from rltrain.toy.warm_start import ensure_default_model
         from rltrain.workers.group import RankGroup
-        from rltrain.workers.placement import free_port
+        from rltrain.workers.net import free_port
         from rltrain.workers.reward_model_learner import RewardModelLearner
 
         self.cfg = cfg

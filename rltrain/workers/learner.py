@@ -209,7 +209,7 @@ class Learner:
 
     def sync_endpoint(self) -> tuple[str, int]:
         """(this node's address, a free port on it): where rank 0 hosts the weight-sync rendezvous."""
-        from rltrain.workers.placement import node_endpoint
+        from rltrain.workers.net import node_endpoint
 
         return node_endpoint()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +26,7 @@ from rltrain.engines import resolve_engine_name
 from rltrain.workers.colocated import ColocatedLearner
 from rltrain.workers.critic import Critic
 from rltrain.workers.group import RankGroup
+from rltrain.workers.net import free_port, node_endpoint
 from rltrain.workers.learner import Learner
 from rltrain.workers.reference import Reference
 from rltrain.workers.planner import Cluster, Plan
@@ -47,12 +47,6 @@ class Actors:
     roles: list[tuple[str, int]] = field(default_factory=list)  # (role, index) of each actor, in plan order
     critic: RankGroup | None = None  # PPO's value model ranks, when the algorithm reads values
     slots: dict = field(default_factory=dict)  # (role, index) -> its Slot (bundle, CPUs, GPU fraction)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def actor_roles(cfg: Config, need_reference: bool, need_critic: bool = False) -> list[str]:
@@ -113,11 +107,6 @@ def single_node() -> bool:
 
 def _alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
-
-
-def node_endpoint() -> tuple[str, int]:
-    """(this node's address, a port free on it), for a rendezvous hosted here."""
-    return ray.util.get_node_ip_address(), free_port()
 
 
 def bundle_nodes(pg: object) -> dict[int, str]:

@@ -18,7 +18,7 @@ from rltrain.driver.trainer import update_minibatch
 from rltrain.workers.group import RankGroup
 from rltrain.workers.learner import Learner
 from rltrain.workers.logprobs import pack_rows
-from rltrain.workers.placement import free_port
+from rltrain.workers.net import free_port
 
 pytestmark = pytest.mark.e2e
 

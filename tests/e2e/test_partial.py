@@ -95,7 +95,8 @@ def test_partial_run_resumes_samples_across_steps_and_checkpoints_them(tmp_path,
         resumed.close()
 
 
-def test_an_engine_that_cannot_resume_is_refused(tmp_path, ray_session, default_model):
-    cfg = _cfg(tmp_path, default_model, **{"rollout.engine": "rltrain_user_parts:NoResumeEngine"})
-    with pytest.raises(ValueError, match="cannot pause and resume a sample"):
-        Trainer(cfg)
+def test_an_engine_that_cannot_resume_is_refused_when_the_config_loads(tmp_path, default_model):
+    from rltrain.config import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot pause and resume a sample"):
+        _cfg(tmp_path, default_model, **{"rollout.engine": "rltrain_user_parts:NoResumeEngine"})

@@ -134,9 +134,8 @@ def test_auto_sync_method_is_the_plans_choice_for_the_device_kind(tmp_path, defa
 def test_colocated_refuses_overlapping_schedules_and_many_engines(tmp_path, default_model):
     with pytest.raises(ConfigError, match="rollout.num_workers must be 1"):
         _cfg(tmp_path, default_model, placement="colocated", **{"rollout.num_workers": 2})
-    with pytest.raises(ConfigError, match="overlaps them"):
-        Trainer(_cfg(tmp_path, default_model, placement="colocated", **{"trainer.schedule": "async",
-                                                                        "trainer.max_staleness": 1}))
+    with pytest.raises(ConfigError, match="overlaps them"):  # when the config loads, before anything starts
+        _cfg(tmp_path, default_model, placement="colocated", **{"trainer.schedule": "async", "trainer.max_staleness": 1})
 
 
 def test_sync_verify_catches_a_stale_engine_and_names_it(tmp_path, ray_session, default_model):
