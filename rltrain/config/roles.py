@@ -41,10 +41,10 @@ class LearnerConfig(Section):
     threads: int = Field(0, ge=0)  # torch threads per rank on CPU; 0 = auto (see rltrain/workers)
     force_old_logprob_pass: bool = False  # recompute old log-probs even for one on-policy step
     # attention kernel of the learner (and reference) forward/backward: transformers' `sdpa` or `eager`
-    # (matmul + softmax; ~7% faster forward+backward than sdpa's CPU flash kernel at SmolLM2's 230 tokens)
+    # (matmul + softmax; which is faster depends on the device and lengths: docs/benchmarks.md)
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     # torch.compile each decoder layer (one compiled graph shared by all layers, dynamic shapes): the
-    # first steps pay the compilation (~20-40 s on 2 cores); ZeRO-0/1/2 only
+    # first steps pay the compilation; ZeRO-0/1/2 only
     compile_layers: bool = False
     # rows that share a prompt (a group's samples) run it once: the responses attend to its cached
     # keys/values (rltrain/workers/logprobs.py); the same log-probs and gradients on fewer tokens

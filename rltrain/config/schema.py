@@ -63,15 +63,15 @@ class VLLMConfig(Section):
 
 class TransformersEngineConfig(Section):
     """Options of the transformers engine. `decode: lean` (default) samples with rltrain's loop
-    (rltrain/engines/lean_decode.py: pre-allocated KV cache, no full-vocabulary scores kept; 1.8x
-    faster than `generate` for SmolLM2 in bf16 here); `generate` calls transformers `generate`."""
+    (rltrain/engines/lean_decode.py: pre-allocated KV cache, no full-vocabulary scores kept; figures in
+    docs/benchmarks.md); `generate` calls transformers `generate`."""
 
     decode: Literal["lean", "generate"] = "lean"
 
 
 class RolloutConfig(Section):
     """Generation. `engine: auto` picks vLLM when a GPU is present and transformers `generate`
-    otherwise (on a 2-core CPU the latter measured 4-30x faster for tiny models); an import path
+    otherwise (the faster one for tiny models on a CPU: docs/benchmarks.md); an import path
     `pkg.mod:Class` names an engine following `rltrain.engines.base.RolloutEngine`."""
 
     engine: str = "auto"

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 
 
-HEAD_CHUNK_TOKENS = 128  # response tokens per pass through the output layer (fp32 logits of 128 x 49k
-# vocabulary = 25 MB: small enough for the allocator to reuse; 1024-token chunks page-faulted ~1M times a
-# micro-batch and ran 1.5x slower on SmolLM2)
+# response tokens per pass through the output layer: the fp32 logits of a chunk (128 x a 49k vocabulary =
+# 25 MB) stay small enough for the allocator to reuse their memory instead of faulting in new pages
+HEAD_CHUNK_TOKENS = 128
 
 
 def response_logprobs(

@@ -24,10 +24,6 @@ def wrap(model: torch.nn.Module, cfg) -> torch.nn.Module:
         raise ValueError(f"learner.lora.target_modules={list(cfg.target_modules)}: {e}") from None
 
 
-def is_lora(module: torch.nn.Module) -> bool:
-    return hasattr(module, "peft_config") and hasattr(module, "get_base_model")
-
-
 @torch.no_grad()
 def merged_params(peft_model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(plain HF name, merged CPU tensor) for every base parameter, tied aliases included. Each delta is
@@ -46,6 +42,3 @@ def merged_params(peft_model: torch.nn.Module) -> Iterator[tuple[str, torch.Tens
             t = t.to("cpu", copy=True)
         yield name.replace(".base_layer.", "."), t
 
-
-def adapter_params(peft_model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().clone() for n, p in peft_model.named_parameters() if "lora_" in n}
