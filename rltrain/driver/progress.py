@@ -19,7 +19,8 @@ from typing import Callable, TextIO
 # (metric, short name) shown on each step's line, when the step logged it
 STEP_KEYS = [("rollout/reward_mean", "reward"), ("actor/entropy", "entropy"),
              ("rollout/response_length_mean", "len"), ("actor/pg_loss", "loss"),
-             ("rollout/logprob_diff", "lpdiff"), ("timing_s/step", "step_s")]
+             ("rollout/logprob_diff", "lpdiff"), ("sft/loss", "loss"), ("eval/loss", "eval_loss"),
+             ("timing_s/step", "step_s")]
 BAR_WIDTH = 20
 
 

@@ -177,30 +177,47 @@ def _phase_panel(ax, runs: list[RunMetrics]) -> int:
     return bars
 
 
+def RL_PANELS(eval_keys: list[tuple[str, str]]) -> list[tuple[str, tuple | None]]:  # noqa: N802 - a table
+    """An RL run's six panels: (name, `_line_panel` arguments after the axes and runs; None = step times)."""
+    return [
+        ("training reward", ([("rollout/reward_mean", "reward mean")], "training reward (mean over samples)", "reward")),
+        ("eval pass@k", (eval_keys, "held-out pass@k", "pass rate", True)),
+        ("entropy", ([("actor/entropy", "entropy")], "policy entropy (nats/token)", "nats")),
+        ("response length", ([("rollout/response_length_mean", "mean"), ("rollout/response_length_max", "max")],
+                             "response length (tokens)", "tokens")),
+        ("clip fractions", ([("actor/clipfrac_low", "low (A<0)"), ("actor/clipfrac_high", "high (A>0)")],
+                            "clipped token fraction", "fraction", True)),
+        ("step time by phase", None),
+    ]
+
+
+# a supervised run's (SFT, DPO) six panels
+SUPERVISED_PANELS: list[tuple[str, tuple | None]] = [
+    ("training loss", ([("sft/loss", "SFT token loss"), ("loss", "DPO loss")], "training loss", "loss")),
+    ("held-out loss", ([("eval/loss", "SFT token loss"), ("eval_loss", "DPO loss")], "held-out loss", "loss")),
+    ("preference accuracy", ([("rewards/accuracies", "train"), ("eval_rewards/accuracies", "held-out")],
+                             "chosen ranked above rejected", "fraction", True)),
+    ("reward margins", ([("rewards/margins", "train"), ("eval_rewards/margins", "held-out")],
+                        "implicit reward margin (chosen - rejected)", "margin")),
+    ("gradient norm", ([("sft/grad_norm", "SFT"), ("grad_norm", "DPO")], "gradient norm", "norm")),
+    ("step time", ([("timing_s/step", "step")], "step time", "seconds")),
+]
+
+
 def write_report(runs: list[RunMetrics], out: Path, title: str | None = None, dpi: int = 90) -> Path:
-    """Draw the six panels for `runs` into the PNG `out` and return its path."""
+    """Draw six panels for `runs` (an RL run's, or a supervised run's when no run logged a training
+    reward) into the PNG `out` and return its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
-    (a_reward, a_eval, a_entropy), (a_len, a_clip, a_time) = axes
     eval_keys = [(k, k[5:]) for k in _eval_keys(runs)]
-    panels = [
-        ("training reward", _line_panel(a_reward, runs, [("rollout/reward_mean", "reward mean")],
-                                        "training reward (mean over samples)", "reward")),
-        ("eval pass@k", _line_panel(a_eval, runs, eval_keys, "held-out pass@k", "pass rate", fraction=True)),
-        ("entropy", _line_panel(a_entropy, runs, [("actor/entropy", "entropy")],
-                                "policy entropy (nats/token)", "nats")),
-        ("response length", _line_panel(a_len, runs, [("rollout/response_length_mean", "mean"),
-                                                      ("rollout/response_length_max", "max")],
-                                        "response length (tokens)", "tokens")),
-        ("clip fractions", _line_panel(a_clip, runs, [("actor/clipfrac_low", "low (A<0)"),
-                                                      ("actor/clipfrac_high", "high (A>0)")],
-                                       "clipped token fraction", "fraction", fraction=True)),
-        ("step time by phase", _phase_panel(a_time, runs)),
-    ]
+    rl = any("rollout/reward_mean" in r.keys() for r in runs)
+    specs = RL_PANELS(eval_keys) if rl else SUPERVISED_PANELS
+    panels = [(name, _line_panel(ax, runs, *args) if args is not None else _phase_panel(ax, runs))
+              for ax, (name, args) in zip(axes.flat, specs)]
     if len(runs) == 1:
         fig.suptitle(title or headline(runs[0]), fontsize=13)
     else:
