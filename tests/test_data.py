@@ -110,8 +110,11 @@ def test_file_level_errors(tmp_path):
         load_prompts(tmp_path / "e.parquet")
     with pytest.raises(DataError, match=r"prompt file not found: .*missing\.jsonl"):
         load_prompts(tmp_path / "missing.jsonl")
+    (tmp_path / "x.txt").write_text("prompt\n")
+    with pytest.raises(DataError, match=r"x\.txt: unknown prompt file type '.txt'"):
+        load_prompts(tmp_path / "x.txt")
     (tmp_path / "x.csv").write_text("prompt\n")
-    with pytest.raises(DataError, match=r"x\.csv: unknown prompt file type '.csv'"):
+    with pytest.raises(DataError, match=r"x\.csv: empty prompt file"):
         load_prompts(tmp_path / "x.csv")
     dup = write_jsonl(tmp_path / "dup.jsonl", [{"prompt": "a", "answer": 1, "id": 3}, {"prompt": "b", "answer": 2, "id": 3}])
     with pytest.raises(DataError, match="prompt key '3' appears twice"):
@@ -221,3 +224,21 @@ def test_render_prompt():
     assert render_prompt(CHAT, _TemplateTok()) == "Be brief.|2+2?|<gen>"
     assert render_prompt(CHAT, _PlainTok()) == "system: Be brief.\nuser: 2+2?\nassistant: "
     assert render_prompt(CHAT, None) == "system: Be brief.\nuser: 2+2?\nassistant: "
+
+
+
+def test_prompts_from_csv_and_a_hugging_face_dataset_directory(tmp_path):
+    """The RL prompts load from the same sources as SFT data: a CSV file and a save_to_disk directory,
+    every other column reaching the rewards; a malformed row is named by its dataset index."""
+    import datasets
+
+    rows = [{"prompt": "1+1=", "answer": "2", "level": 1}, {"prompt": "2+2=", "answer": "4", "level": 2}]
+    (tmp_path / "p.csv").write_text("prompt,answer,level\n1+1=,2,1\n2+2=,4,2\n")
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    for src in ("p.csv", "saved"):
+        got = load_prompts(tmp_path / src)
+        assert [(r.prompt, r.answer, r.columns["level"]) for r in got] == [("1+1=", "2", 1), ("2+2=", "4", 2)], src
+    datasets.Dataset.from_list([{"prompt": "1+1=", "answer": "2"}, {"prompt": None, "answer": "4"}]).save_to_disk(
+        str(tmp_path / "bad"))
+    with pytest.raises(DataError, match=r"bad\[1\]"):
+        load_prompts(tmp_path / "bad")

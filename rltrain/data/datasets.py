@@ -145,8 +145,9 @@ def load_prompts(
     answer_key: str = "answer",
     require_answer: bool = True,
 ) -> list[PromptRow]:
-    """Load prompt rows from one or more JSONL (`.jsonl`, `.ndjson`) / Parquet (`.parquet`, `.pq`)
-    files, in order. Raises `DataError` for a missing or empty file, an unknown extension, a
+    """Load prompt rows from one or more JSONL (`.jsonl`, `.ndjson`) / Parquet (`.parquet`, `.pq`) /
+    CSV / JSON files or Hugging Face dataset directories (`save_to_disk`, or data files `load_dataset`
+    reads; rltrain/data/sources.py), in order. Raises `DataError` for a missing or empty file, an unknown extension, a
     malformed row (with its file:line / file:row N) or a key (`id`) used twice."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -157,15 +158,21 @@ def load_prompts(
     seen: dict[str, str] = {}
     for p in paths:
         path = os.fspath(p)
-        if not os.path.isfile(path):
-            raise DataError(f"prompt file not found: {path}")
         ext = os.path.splitext(path)[1].lower()
-        if ext in JSONL_EXTS:
+        if os.path.isdir(path) or ext in (".csv", ".json"):  # a Hugging Face dataset directory, CSV, a JSON list
+            from rltrain.data.sources import iter_records
+
+            name = os.path.basename(path.rstrip("/"))
+            rows = [_make_row(rec, label, f"{name}:{i}", **kw) for i, (label, rec) in enumerate(iter_records(path))]
+        elif not os.path.isfile(path):
+            raise DataError(f"prompt file not found: {path}")
+        elif ext in JSONL_EXTS:
             rows = _jsonl_rows(path, **kw)
         elif ext in PARQUET_EXTS:
             rows = _parquet_rows(path, **kw)
         else:
-            raise DataError(f"{path}: unknown prompt file type '{ext}' (use {', '.join(JSONL_EXTS + PARQUET_EXTS)})")
+            raise DataError(f"{path}: unknown prompt file type '{ext}' (use {', '.join(JSONL_EXTS + PARQUET_EXTS)}, "
+                            ".csv, .json or a dataset directory)")
         if not rows:
             raise DataError(f"{path}: empty prompt file (no rows)")
         for r in rows:
