@@ -111,21 +111,17 @@ def send_collective(named: Iterator[tuple[str, torch.Tensor]], workers: list, gr
     """Rank 0 (with a group): per bucket, tell every worker its layout, then broadcast it. Other
     ranks only iterate (ZeRO-3 gathers are collective across the learners)."""
     from rltrain.workers.group import RankGroup
-    from rltrain.workers.weight_sync import iter_buckets
+    from rltrain.workers.weight_sync import iter_buckets, with_last
 
     t0 = time.perf_counter()
     n_buckets, n_bytes = 0, 0
     workers_group = RankGroup(workers)
-    buckets = iter_buckets(named, bucket_bytes)
-    current = next(buckets, None)
-    while current is not None:
-        following = next(buckets, None)
+    for bucket, last in with_last(iter_buckets(named, bucket_bytes)):
         if group is not None and workers:
-            layout = layout_of(current)
-            pending = workers_group.submit("receive_bucket", layout, version if following is None else None)
-            n_bytes += group.send(current, layout)
+            layout = layout_of(bucket)
+            pending = workers_group.submit("receive_bucket", layout, version if last else None)
+            n_bytes += group.send(bucket, layout)
             workers_group.gather(pending)
         n_buckets += 1
-        current = following
     return {"sync/buckets": float(n_buckets), "sync/bytes": float(n_bytes),
             "timing_s/weight_sync": time.perf_counter() - t0}

@@ -60,21 +60,17 @@ def send_ipc(named: Iterator[tuple[str, torch.Tensor]], workers: list, buffers: 
     """Rank 0 (with buffers): per bucket, pack, hand the workers the handles, wait for them. Other ranks
     only iterate (ZeRO-3 gathers are collective across the learners)."""
     from rltrain.workers.group import RankGroup
-    from rltrain.workers.weight_sync import iter_buckets
+    from rltrain.workers.weight_sync import bucket_bytes_of, iter_buckets, with_last
 
     t0 = time.perf_counter()
     n_buckets, n_bytes = 0, 0
     group = RankGroup(workers)
-    buckets = iter_buckets(named, bucket_bytes)
-    current = next(buckets, None)
-    while current is not None:
-        following = next(buckets, None)
+    for bucket, last in with_last(iter_buckets(named, bucket_bytes)):
         if buffers is not None and workers:
-            layout = layout_of(current)
-            handles = buffers.pack(current, layout)
-            group.gather(group.submit("receive_ipc_bucket", layout, handles, version if following is None else None))
-            n_bytes += sum(t.numel() * t.element_size() for _, t in current)
+            layout = layout_of(bucket)
+            handles = buffers.pack(bucket, layout)
+            group.gather(group.submit("receive_ipc_bucket", layout, handles, version if last else None))
+            n_bytes += bucket_bytes_of(bucket)
         n_buckets += 1
-        current = following
     return {"sync/buckets": float(n_buckets), "sync/bytes": float(n_bytes),
             "timing_s/weight_sync": time.perf_counter() - t0}

@@ -69,6 +69,19 @@ def iter_buckets(named: Iterator[tuple[str, torch.Tensor]], bucket_bytes: int
         yield bucket
 
 
+def with_last(buckets: Iterator[list[tuple[str, torch.Tensor]]]) -> Iterator[tuple[list[tuple[str, torch.Tensor]], bool]]:
+    """(bucket, whether it is the last) for each bucket: the last one carries the sync's new version."""
+    current = next(buckets, None)
+    while current is not None:
+        following = next(buckets, None)
+        yield current, following is None
+        current = following
+
+
+def bucket_bytes_of(bucket: list[tuple[str, torch.Tensor]]) -> int:
+    return sum(t.numel() * t.element_size() for _, t in bucket)
+
+
 def send_buckets(named: Iterator[tuple[str, torch.Tensor]], workers: list, version: int,
                  bucket_bytes: int) -> dict[str, float]:
     """Send (name, tensor) pairs (`iter_full_params`, or LoRA's merged weights) to `workers` (Ray actor
@@ -82,18 +95,13 @@ def send_buckets(named: Iterator[tuple[str, torch.Tensor]], workers: list, versi
     t0 = time.perf_counter()
     n_buckets, n_bytes = 0, 0
     pending: list = []
-    buckets = iter_buckets(named, bucket_bytes)
-    current = next(buckets, None)
-    while current is not None:
-        following = next(buckets, None)
+    for bucket, last in with_last(iter_buckets(named, bucket_bytes)):
         if workers:
-            ref = ray.put(current)
-            final = version if following is None else None
+            ref = ray.put(bucket)
             group.gather(pending)  # at most one bucket in flight per worker
-            pending = group.submit("load_bucket", ref, final)
-            n_bytes += sum(t.numel() * t.element_size() for _, t in current)
+            pending = group.submit("load_bucket", ref, version if last else None)
+            n_bytes += bucket_bytes_of(bucket)
         n_buckets += 1
-        current = following
     group.gather(pending)
     return {"sync/buckets": float(n_buckets), "sync/bytes": float(n_bytes),
             "timing_s/weight_sync": time.perf_counter() - t0}
