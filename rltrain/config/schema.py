@@ -276,6 +276,9 @@ class EnvConfig(Section):
     # plain: observations appended as their text; chat: wrapped as a `tool` message of the tokenizer's chat
     # template (rendered once at start), ending with the next assistant turn's generation prompt
     observation_format: Literal["plain", "chat"] = "plain"
+    # chat episodes: compare the trained ids with the chat template's render of the whole conversation
+    # (rltrain/driver/chat_check.py): warn = the metric multiturn/template_mismatch, stop = end the run
+    template_check: Literal["off", "warn", "stop"] = "warn"
 
     @field_validator("name")
     @classmethod

@@ -106,6 +106,16 @@ def _search_task():
     return (lambda rng: make(rng.choice(SEARCH_ENTITIES))), (lambda: (make(e) for e in SEARCH_ENTITIES))
 
 
+def _calc_task():
+    """`c 47*83?` -> 3901: 2-digit products, which the tiny model cannot compute but can read off the code
+    interpreter (`env.name: code`, rltrain/envs/code_interpreter.py)."""
+    def make(a: int, b: int) -> tuple[str, str, dict]:
+        return f"c {a}*{b}?", str(a * b), {"a": a, "b": b}
+
+    return (lambda rng: make(rng.randint(10, 99), rng.randint(10, 99))), \
+        (lambda: (make(a, b) for a in range(10, 100) for b in range(10, 100)))
+
+
 def _register(tasks: dict, name: str, description: str, pair, **kw) -> None:
     sample, enum = pair
     tasks[name] = Task(name=name, description=description, sample=sample, enumerate=enum, **kw)
@@ -128,6 +138,8 @@ _register(TASKS, "rev4", "rev dddd= -> the 4 digits reversed", _digits_task("rev
           max_answer_chars=4)
 _register(TASKS, "search", "xy? -> the value of entity xy, found with the search environment (multi-turn; "
           "676 entities)", _search_task(), max_answer_chars=2)
+_register(TASKS, "calc", "c ab*cd? -> the product, computed with the code interpreter (multi-turn; 8,100 "
+          "problems)", _calc_task(), max_answer_chars=4)
 _register(TASKS, "sort5", "sort ddddd= -> the 5 digits in ascending order", _digits_task("sort", 5),
           max_answer_chars=5)
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from rltrain.data import PromptRow
+from rltrain.driver.chat_check import template_mismatch
 from rltrain.driver.rollout import Record, Rollout
 from rltrain.engines.base import SamplingConfig
 from rltrain.envs import EnvError, StepResult, Turn, env_class
@@ -50,6 +52,7 @@ class Episode:
     turns: int = 0
     end: str | None = None  # "done", "max_turns", "length", "truncated_observation", "env_error"
     error: str | None = None
+    env_seconds: float = 0.0  # time spent in the environment's reset / step / score
 
     def add(self, ids: list[int], logprobs: list[float], generated: bool, turn: int) -> None:
         self.response_ids += ids
@@ -195,11 +198,14 @@ class MultiTurnRollout(Rollout):
         if len(ids) > room or len(ep.response_ids) >= self.budget:
             ep.end = "length"
             return
+        t0 = time.perf_counter()
         try:
             result = check_step(call_with_timeout(ep.env.step, self.cfg.step_timeout_s, "step", list(ep.history)))
         except EnvError as e:
             self._fail(ep, e)
             return
+        finally:
+            ep.env_seconds += time.perf_counter() - t0
         if result.reward is not None and ids:
             ep.token_rewards[-1] += float(result.reward)
         if result.done:
@@ -232,11 +238,28 @@ class MultiTurnRollout(Rollout):
             except (EnvError, TypeError, ValueError) as e:
                 self._fail(ep, e if isinstance(e, EnvError) else EnvError(f"score returned a non-number: {e}"))
                 reward = None
-        info = {"turns": ep.turns, "tool_calls": getattr(ep.env, "tool_calls", None), "end": ep.end,
+        info = {"turns": ep.turns, "tool_calls": getattr(ep.env, "tool_calls", None),
+                "tool_errors": getattr(ep.env, "tool_errors", None), "env_seconds": ep.env_seconds, "end": ep.end,
                 "error": ep.error, "teacher": self._teacher(ep)}
+        if self._checks_template(ep):
+            info["template_mismatch"] = self._template_check(ep)
         return Record(ep.row, ep.group, ep.prompt_ids, ep.response_ids, ep.logprobs, ep.end == "done",
                       ep.version if ep.response_ids else 0, reward, loss_mask=ep.loss_mask, turn_ids=ep.turn_ids,
                       token_rewards=ep.token_rewards, episode=info)
+
+    def _checks_template(self, ep: Episode) -> bool:
+        return self.cfg.observation_format == "chat" and self.cfg.template_check != "off" and \
+            isinstance(ep.row.prompt, list)
+
+    def _template_check(self, ep: Episode) -> int | None:
+        """rltrain/driver/chat_check.py on a chat episode (`env.template_check`): the first token where a
+        re-render of the conversation would differ from what the learner trains on; a stop when asked."""
+        where = template_mismatch(self.tokenizer, ep.row.prompt, ep.history, ep.prompt_ids + ep.response_ids)
+        if where is not None and self.cfg.template_check == "stop":
+            raise ValueError(f"env.template_check=stop: the episode of prompt {ep.row.key} differs from the chat "
+                             f"template's render of its conversation at token {where} (training uses the generated "
+                             "ids; a re-render would not)")
+        return where
 
     def _teacher(self, ep: Episode) -> tuple[list[int], list[int]] | None:
         """The pseudo answer for IGPO's teacher forcing, as (prefix ids, answer ids), if the env gives one

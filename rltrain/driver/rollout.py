@@ -281,4 +281,12 @@ def episode_metrics(episodes: list[Record]) -> dict[str, float]:
            "multiturn/truncated_obs": float(sum(r.episode.get("end") == "truncated_observation" for r in episodes))}
     if all(c is not None for c in calls):
         out["multiturn/tool_calls_mean"] = sum(calls) / n
+    errors = [r.episode.get("tool_errors") for r in episodes]
+    if all(e is not None for e in errors):
+        out["multiturn/tool_errors_mean"] = sum(errors) / n
+    checked = [r for r in episodes if "template_mismatch" in r.episode]  # chat episodes (chat_check.py)
+    if checked:
+        out["multiturn/template_mismatch"] = sum(r.episode["template_mismatch"] is not None for r in checked) / len(checked)
+    env_s = [r.episode.get("env_seconds", 0.0) for r in episodes]
+    out["multiturn/env_seconds_mean"] = sum(env_s) / n  # time spent in the environment per episode
     return out

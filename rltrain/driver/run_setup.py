@@ -33,6 +33,11 @@ class RunFiles:
     summary_before: dict[str, float] | None = field(default=None)
 
 
+# built-in tasks whose prompts are chat messages (for chat models): task -> "module:function(split, n, seed)"
+CHAT_TASKS = {"word_problems": "rltrain.data.word_problems:make_word_problem_rows",
+              "calc_chat": "rltrain.data.tool_tasks:make_calc_chat_rows"}
+
+
 def _task_name(cfg: Config) -> str:
     from rltrain.data import tasks
 
@@ -74,11 +79,14 @@ def load_rows(cfg: Config) -> tuple[list[PromptRow], list[PromptRow]]:
     from rltrain.data.tasks import make_rows
 
     task = _task_name(cfg)
-    if task == "word_problems":  # the real-model task: chat prompts, \boxed{} answers
-        from rltrain.data.word_problems import make_word_problem_rows
+    if task in CHAT_TASKS:  # the real model's tasks: chat prompts, \boxed{} answers
+        import importlib
 
-        return (rows_from_dicts(make_word_problem_rows("train", d.n_train, d.seed), source="word_problems/train"),
-                rows_from_dicts(make_word_problem_rows(d.test_split, d.n_test, d.seed), source=f"word_problems/{d.test_split}"))
+        module, fn = CHAT_TASKS[task].split(":")
+        make = getattr(importlib.import_module(module), fn)
+        test_split = d.test_split if task == "word_problems" else "test"
+        return (rows_from_dicts(make("train", d.n_train, d.seed), source=f"{task}/train"),
+                rows_from_dicts(make(test_split, d.n_test, d.seed), source=f"{task}/{test_split}"))
     train = rows_from_dicts(make_rows(task, "train", d.n_train, seed=d.seed), source=f"{task}/train")
     test = rows_from_dicts(make_rows(task, "test", d.n_test, seed=d.seed), source=f"{task}/test")
     return train, test

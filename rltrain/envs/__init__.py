@@ -1,8 +1,8 @@
 """envs/: multi-turn environments: the protocol (`base.Environment`), the registry, the built-in
-toy search environment (`search`).
+toy search environment (`search`) and the code interpreter (`code`, running code in the rewards sandbox).
 
 `env.name` takes a registered name or an import path `pkg.mod:Class`; `env.options` reach the
-constructor as keyword arguments. May import: rltrain.data. Never Ray, workers, engines or driver.
+constructor as keyword arguments. May import: rltrain.data, rewards. Never Ray, workers, engines or driver.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from rltrain.registry import check_name, load_class
 from rltrain.envs.base import Environment, EnvError, StepResult, Turn
 
-ENVS: dict[str, str] = {"search": "rltrain.envs.search:SearchEnv"}
+ENVS: dict[str, str] = {"search": "rltrain.envs.search:SearchEnv",
+                        "code": "rltrain.envs.code_interpreter:CodeInterpreterEnv"}
 
 __all__ = ["ENVS", "Environment", "EnvError", "StepResult", "Turn", "check_env_name", "env_class"]
 

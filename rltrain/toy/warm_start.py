@@ -67,7 +67,12 @@ _CALIBRATED: dict[tuple[str, str], dict] = {
     # search (multi-turn, rltrain/toy/search_transcripts.py): 600 steps (~50 s) learn the formats and to
     # copy the asked entity into the call most of the time; see the success rate in docs/multiturn.md
     ("search", "tiny"): {"steps": 600, "version": 2},
+    # calc (the code interpreter, rltrain/toy/calc_transcripts.py): the call and answer formats and copying
+    ("calc", "tiny"): {"steps": 600},
 }
+
+# multi-turn tasks warm-started on environment transcripts: task -> module with encode_transcripts(tok, n, seed)
+TRANSCRIPTS = {"search": "rltrain.toy.search_transcripts", "calc": "rltrain.toy.calc_transcripts"}
 
 
 def default_recipe(task: str = _tasks.DEFAULT_TASK, size: str = "tiny", **overrides) -> WarmStartRecipe:
@@ -216,9 +221,10 @@ def warm_start(out_dir: str | os.PathLike, recipe: WarmStartRecipe | None = None
     out = build_tiny_model(out_dir, size=recipe.size, arch=recipe.arch, seed=recipe.seed)
     tok = AutoTokenizer.from_pretrained(str(out))
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
-    if recipe.task == "search":  # episodes with the search environment, on a knowledge base RL never sees
-        from rltrain.toy.search_transcripts import encode_transcripts
+    if recipe.task in TRANSCRIPTS:  # multi-turn episodes with an environment: the formats, not the behaviour
+        import importlib
 
+        encode_transcripts = importlib.import_module(TRANSCRIPTS[recipe.task]).encode_transcripts
         examples = encode_transcripts(tok, recipe.n_train_rows, seed=recipe.seed)
     else:
         examples = _encode_examples(tok, _tasks.make_rows(recipe.task, "train", recipe.n_train_rows, seed=recipe.seed))
