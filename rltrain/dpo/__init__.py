@@ -8,5 +8,5 @@
 
 May import: torch, ray, transformers, `algorithms`, `rewards` (text helpers), `rltrain.config`,
 `rltrain.data`, `rltrain.rm` (preference pairs), `rltrain.workers`, `rltrain.driver` (checkpoint files,
-tracking). Outside launch/dpo.py only the DPO learner imports from here (`losses`, pure torch).
+tracking). Outside launch/ only the DPO learner imports from here (`losses`, pure torch).
 """
