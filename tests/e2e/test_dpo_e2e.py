@@ -1,6 +1,6 @@
 """Preference optimisation end to end (Ray + DeepSpeed, the embedded default model, few steps):
 `launch/dpo.py --config configs/dpo_toy.yaml` learns the built-in pairs (held-out rewards/accuracies
-above 0.5, margins up), prints its summary path last and exports a model transformers loads; `--resume`
+above 0.5, margins up), prints its summary path last and exports a model transformers loads; resuming
 from the mid-run checkpoint retraces the uninterrupted run's steps and weights; IPO and SimPO (no
 reference actor) run with finite losses."""
 
@@ -70,14 +70,19 @@ def test_dpo_learns_the_toy_pairs_and_exports_a_loadable_model(toy_run, default_
     assert not torch.equal(export.state_dict()["model.norm.weight"], base.state_dict()["model.norm.weight"])
 
 
-def test_resume_from_the_mid_run_checkpoint_retraces_the_run(toy_run, tmp_path):
+def test_resume_from_the_mid_run_checkpoint_retraces_the_run(toy_run, ray_session, tmp_path):
+    """In this process (launch/dpo.py --resume DIR loads DIR/config.yaml with train.resume=DIR, as here)."""
     summary, _ = toy_run
     src, dst = Path(summary["run_dir"]), tmp_path / "resumed"
     dst.mkdir()
     shutil.copy(src / "config.yaml", dst / "config.yaml")
     shutil.copytree(src / "checkpoints" / f"step_{STEPS // 2}", dst / "checkpoints" / f"step_{STEPS // 2}")
-    last, lines = _launch("--resume", str(dst))
-    assert last == str(dst / "summary.json") and any(f"resumed from {dst}" in line for line in lines)
+    trainer = DPOTrainer(load_dpo(str(dst / "config.yaml"), {"train.resume": str(dst)}))
+    try:
+        assert trainer.step_idx == STEPS // 2 and trainer.run_dir == dst
+        trainer.run()
+    finally:
+        trainer.close()
     again = {m["step"]: m for m in _metrics(dst) if "loss" in m}
     first = {m["step"]: m for m in _metrics(src) if "loss" in m}
     assert sorted(again) == list(range(STEPS // 2 + 1, STEPS + 1))  # the same pairs in the same order, same optimizer
