@@ -22,14 +22,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from rltrain.data.jsonl import DataError, iter_jsonl
+
 __all__ = ["DataError", "PromptRow", "load_prompts", "rows_from_dicts", "render_prompt"]
 
 JSONL_EXTS = (".jsonl", ".ndjson")
 PARQUET_EXTS = (".parquet", ".pq")
-
-
-class DataError(ValueError):
-    """A prompt file is missing, empty or holds a malformed row."""
 
 
 @dataclass
@@ -105,19 +103,6 @@ def _make_row(
 
 # ----------------------------------------------------------------------------------------------
 # files
-
-
-def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) of each non-blank line; a line that is not JSON raises `error`
-    naming `path:line`."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise error(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
 
 
 def _jsonl_rows(path: str, **kw: Any) -> list[PromptRow]:

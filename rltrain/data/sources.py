@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from rltrain.data.datasets import DataError, iter_jsonl
+from rltrain.data.jsonl import DataError, iter_jsonl
 
 __all__ = ["iter_records", "source_label"]
 
