@@ -273,6 +273,7 @@ class EnvConfig(Section):
     turn_tokens: int = Field(16, ge=1)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     step_timeout_s: float = Field(10.0, gt=0)
+    workers: int = Field(4, ge=1)  # episodes whose environment steps run at the same time (threads)
     # plain: observations appended as their text; chat: wrapped as a `tool` message of the tokenizer's chat
     # template (rendered once at start), ending with the next assistant turn's generation prompt
     observation_format: Literal["plain", "chat"] = "plain"

@@ -24,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -172,8 +173,14 @@ class MultiTurnRollout(Rollout):
             if not active:
                 break
             outs = self.submit_continue([e.prompt_ids + e.response_ids for e in active], turn_sampling).result()
-            for ep, (smp, version) in zip(active, outs):
+            # the episodes' environment steps run side by side (a tool call may wait on a subprocess); each
+            # touches its own episode only
+            def take_turn(ep: Episode, out: tuple) -> None:
+                smp, version = out
                 self._turn(ep, turn, smp.response_ids, smp.logprobs, version)
+
+            with ThreadPoolExecutor(max_workers=self.cfg.workers) as pool:
+                list(pool.map(take_turn, active, outs))
         return [self._record(e) for e in episodes]
 
     def _start(self, row: PromptRow, group: int) -> Episode:

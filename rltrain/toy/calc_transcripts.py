@@ -1,9 +1,9 @@
 """Warm-start transcripts for the code interpreter (rltrain/envs/code_interpreter.py): the formats, and to
 copy a result, not when to call. RL has to learn to call the interpreter on the asked product.
 
-    55%  "c 47*83?" -> "py 47*83\\n" | "=3901\\n" | "a 3901<eos>"     compute the asked product, answer it
+    60%  "c 47*83?" -> "py 47*83\\n" | "=3901\\n" | "a 3901<eos>"     compute the asked product, answer it
     20%  "c 47*83?" -> "py 52*19\\n" | "=988\\n"  | "a 988<eos>"      compute another product, answer that
-    25%  "c 47*83?" -> "a 4170<eos>"                                answer at once with a guess
+    20%  "c 47*83?" -> "a 4170<eos>"                                answer at once with a guess
 
 The loss covers the model's turns only (observations are masked, as in RL).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-MIX = (0.55, 0.20)  # P(compute the asked product), P(compute another); the rest answers at once
+MIX = (0.60, 0.20)  # P(compute the asked product), P(compute another); the rest answers at once
 
 
 def transcript(rng: random.Random) -> list[tuple[str, bool]]:

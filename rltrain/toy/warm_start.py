@@ -68,7 +68,8 @@ _CALIBRATED: dict[tuple[str, str], dict] = {
     # copy the asked entity into the call most of the time; see the success rate in docs/multiturn.md
     ("search", "tiny"): {"steps": 600, "version": 2},
     # calc (the code interpreter, rltrain/toy/calc_transcripts.py): the call and answer formats and copying
-    ("calc", "tiny"): {"steps": 600},
+    # 2-digit operands and 3-4 digit results (600 steps were too few to copy them)
+    ("calc", "tiny"): {"steps": 2000},
 }
 
 # multi-turn tasks warm-started on environment transcripts: task -> module with encode_transcripts(tok, n, seed)
