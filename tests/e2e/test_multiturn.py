@@ -178,3 +178,24 @@ def test_multiturn_grpo_training_on_vllm_changes_weights(tmp_path, ray_session, 
         assert 2 <= m["cures/alloc_min"] <= 4 <= m["cures/alloc_max"] <= 8
     finally:
         trainer.close()
+
+
+def test_igpo_trains_with_the_code_interpreter(tmp_path, ray_session, default_model):
+    """The code interpreter is an environment like any other: IGPO's teacher forcing, the tool metrics and
+    the observation mask work with it (the default model writes anything; the sandbox runs what parses)."""
+    cfg = load(None, {"model.path": default_model, "rollout.engine": "transformers", "data.task": "calc",
+                      "env.name": "code", "env.max_turns": 2, "env.turn_tokens": 10, "env.stop": ["\n"],
+                      "env.options": {"timeout_s": 2.0}, "rollout.prompts_per_step": 4, "rollout.n_samples": 4,
+                      "rollout.max_new_tokens": 24, "algorithm.preset": "igpo", "learner.micro_batch_size": 16,
+                      "trainer.steps": 1, "trainer.output_dir": str(tmp_path), "trainer.run_name": "igpo_code",
+                      "eval.n_samples": 1, "eval.max_prompts": 4, "logging.wandb": False, "data.n_train": 40,
+                      "data.n_test": 4})
+    trainer = Trainer(cfg)
+    try:
+        m = trainer.step()
+        assert m["weights/version"] == 1 and math.isfinite(m["actor/pg_loss"])
+        assert "igpo/turns_mean" in m and m["multiturn/env_errors"] == 0
+        assert {"multiturn/tool_calls_mean", "multiturn/tool_errors_mean", "multiturn/env_seconds_mean"} <= set(m)
+        assert 0.0 <= m["multiturn/obs_token_frac"] < 1.0
+    finally:
+        trainer.close()

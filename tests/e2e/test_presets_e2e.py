@@ -46,12 +46,17 @@ def test_preset_configs_load():
     configs = sorted(p for p in (ROOT / "configs").rglob("*.y*ml")
                      if p.relative_to(ROOT / "configs").parts[0] != "sweeps")  # sweeps are W&B files
     assert ROOT / "configs" / "grpo_toy.yaml" in configs
+    from rltrain.config.dpo import load_dpo
     from rltrain.config.rm import load_rm
+    from rltrain.config.sft import load_sft
 
+    # reward-model training, SFT and DPO have configs of their own (launch/train_rm.py, sft.py, dpo.py)
+    other = {"rm_": load_rm, "sft_": load_sft, "dpo_": load_dpo}
     for path in configs:
-        if path.name.startswith("rm_"):  # reward-model training (launch/train_rm.py)
-            rm = load_rm(str(path))
-            assert rm.learner.lr > 0 and rm.train.steps > 0, path
+        loader = next((fn for prefix, fn in other.items() if path.name.startswith(prefix)), None)
+        if loader is not None:
+            sub = loader(str(path))
+            assert sub.learner.lr > 0 and sub.train.steps > 0, path
             continue
         cfg = load(str(path))
         assert cfg.learner.lr > 0 and cfg.trainer.steps > 0, path
