@@ -35,7 +35,9 @@ def test_answers_splits_and_widths(task):
     for r in train + test:
         assert split_of(task, r["prompt"]) == r["split"] and r["id"] == f"{task}:{r['prompt']}"
         assert len(r["answer"]) <= t.max_answer_chars, r
-        if "a" in r:
+        if task == "calc":  # asked as "c 47*83?", computed with the code interpreter
+            assert r["prompt"] == f"c {r['a']}*{r['b']}?" and r["answer"] == str(r["a"] * r["b"]), r
+        elif "a" in r:
             op = r["prompt"][len(str(r["a"]))]
             want = {"+": r["a"] + r["b"], "-": r["a"] - r["b"], "*": r["a"] * r["b"]}[op]
             assert r["answer"] == str(want), r
