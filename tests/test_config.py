@@ -233,3 +233,9 @@ def test_bad_inputs_stop_before_any_actor_with_one_line_and_exit_2(tmp_path):
         assert proc.returncode == 2, (args, proc.stderr[-2000:])
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, (args, proc.stderr[-2000:])
         assert not runs.exists() or not any(runs.iterdir()), (args, list(runs.iterdir()))
+
+
+def test_colocated_vllm_with_several_learner_ranks_is_refused_not_hung():
+    with pytest.raises(ConfigError, match=r"^placement: colocated with rollout.engine: vllm needs learner.num_ranks: 1"):
+        load(None, ["placement=colocated", "rollout.engine=vllm", "learner.num_ranks=2"])
+    assert load(None, ["placement=colocated", "rollout.engine=vllm"]).learner.num_ranks == 1

@@ -317,6 +317,11 @@ class Config(Section):
         if self.placement == "colocated" and self.rollout.num_workers != 1:
             raise ValueError(f"placement: colocated puts one engine with learner rank 0; rollout.num_workers must be "
                              f"1, got {self.rollout.num_workers}")
+        if self.placement == "colocated" and self.rollout.engine == "vllm" and self.learner.num_ranks > 1:
+            # vLLM inside a DeepSpeed rank would join DeepSpeed's default process group and wait forever
+            raise ValueError("placement: colocated with rollout.engine: vllm needs learner.num_ranks: 1 (vLLM in a "
+                             f"process of a {self.learner.num_ranks}-rank DeepSpeed world is not supported yet); use "
+                             "placement: separate or the transformers engine")
         return self
 
     @model_validator(mode="after")
