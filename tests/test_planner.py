@@ -144,3 +144,15 @@ def test_launch_plan_prints_a_table_then_the_json_and_starts_nothing():
     here = subprocess.run([sys.executable, str(ROOT / "launch" / "grpo.py"), "--plan"], capture_output=True, text=True,
                           timeout=120)
     assert here.returncode == 0 and json.loads(here.stdout.strip().splitlines()[-1])["actors"][0]["gpu"] is None
+
+
+def test_the_plans_edges_become_one_sync_strategy_per_method():
+    from rltrain.workers.sync_strategies import BroadcastSync, CudaIpcSync, NcclBroadcastSync, PlannedSync
+
+    mixed = PlannedSync(_plan(["rollout.num_workers=2"], 2))  # engine 0 on GPU 1 (NCCL), engine 1 on rank 0's GPU
+    assert [(type(s), s.engines) for s in mixed.strategies] == [(NcclBroadcastSync, [0]), (CudaIpcSync, [1])]
+    assert mixed.methods == "nccl_broadcast+cuda_ipc"
+    cpu = PlannedSync(_plan(["rollout.num_workers=3"], 0))
+    assert [(type(s), s.engines) for s in cpu.strategies] == [(BroadcastSync, [0, 1, 2])]
+    assert PlannedSync(_plan(["placement=colocated"], 0)).methods == "in_process"
+    assert PlannedSync(_plan(["sync.method=object_store"], 4)).methods == "object_store"
