@@ -8,7 +8,8 @@ until it has generated --samples samples (data/samples_total: refills included, 
 the samples it spent, not at its steps) and is evaluated on the test split before and after. Per run:
 the mean of data/signal_frac (groups with a reward spread) over its steps, pass@1 before (one evaluation
 per seed, shared by its variants) and after, its gain, the training minutes, the mean CurES metrics;
---alt adds pass@1 on word problems phrased unlike the training templates (test_alt) after training. Per variant: mean and 95% interval over the seeds (launch/bench/stats.py);
+--alt adds pass@1 on the task phrased unlike its training prompts (test_alt: word_problems, arithmetic)
+after training. Per variant: mean and 95% interval over the seeds (launch/bench/stats.py);
 against the variant named in BASELINE on the same seeds: the paired interval of the difference and its
 verdict, and the signal ratio. Writes <out>.json (one entry per --tag) and the table into <out>.md
 between `<!-- bench:<tag>:begin -->` and `<!-- bench:<tag>:end -->`.
@@ -69,7 +70,7 @@ def run(variant: str, seed: int, args, overrides: dict, before_cache: dict[int, 
         train_s = time.perf_counter() - t0
         after = trainer.evaluate()["eval/pass@1"]
         alt = {}
-        if args.alt:  # word problems phrased unlike the training templates
+        if args.alt:  # the task phrased unlike its training prompts
             from bench_real_model import _alt_eval
 
             alt = {"test_alt_after": _alt_eval(trainer)}
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "cures"))
     ap.add_argument("--tag", default="toy")
     ap.add_argument("--reuse", action="store_true", help="keep the runs <out>.json already holds under --tag")
-    ap.add_argument("--alt", action="store_true", help="also score test_alt after training (word problems)")
+    ap.add_argument("--alt", action="store_true", help="also score test_alt after training (word_problems, arithmetic)")
     args, rest = ap.parse_known_args(argv)
     overrides = parse_overrides(rest)
     flat: dict = {}

@@ -38,7 +38,7 @@ class DataConfig(Section):
     n_train: int = Field(4000, gt=0)
     n_test: int = Field(200, gt=0)
     seed: int = 0
-    # word_problems: the evaluation split; test_alt is phrased unlike the training templates
+    # word_problems, arithmetic: the evaluation split; test_alt is phrased unlike the training templates
     test_split: Literal["test", "test_alt"] = "test"
     sampler: Literal["uniform", "cures"] = "uniform"
     cures: CuresConfig = Field(default_factory=CuresConfig)

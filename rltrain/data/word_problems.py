@@ -5,6 +5,11 @@ from a seed, as chat prompts that ask for the final answer in `\\boxed{}` (score
 math-verify). Splits: `train` and `test` share the training phrasings; `test_alt` uses phrasings the
 training split never shows (generalisation rather than template fitting). A problem's split follows
 from a hash of its text, so train and test never share a problem.
+
+`data.task: arithmetic` is the easier real task beside it: the same numbers as bare expressions
+("What is 12 + 7 - 3?"), with the same instruction and splits (`test_alt` phrased "Calculate ...").
+The 135M model starts near 15% sampled accuracy there against about 7% on the word problems, so more
+groups carry a reward spread at a small sample budget, and answers are short.
 """
 
 from __future__ import annotations
@@ -64,21 +69,40 @@ def make_problem(rng: random.Random, alt: bool = False) -> dict:
     return {"question": text, "answer": str(answer), "kind": kind}
 
 
-def make_word_problem_rows(split: str, n: int, seed: int = 0) -> list[dict]:
-    """`n` distinct rows of `split` (train / test / test_alt) as chat prompts, deterministic in `seed`."""
+EXPRESSIONS = {"sum": "{a} + {b}", "difference": "{a} - {b}", "product": "{a} * {b}", "two_step": "{a} + {b} - {c}"}
+
+
+def make_expression(rng: random.Random, alt: bool = False) -> dict:
+    kind = rng.choice(sorted(EXPRESSIONS))
+    a, b, c, answer = _numbers(kind, rng)
+    expr = EXPRESSIONS[kind].format(a=a, b=b, c=c)
+    return {"question": f"Calculate {expr}." if alt else f"What is {expr}?", "answer": str(answer), "kind": kind}
+
+
+def _rows(task: str, make, split: str, n: int, seed: int) -> list[dict]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    rng = random.Random(f"word_problems:{split}:{seed}")
+    rng = random.Random(f"{task}:{split}:{seed}")
     rows, seen, tries = [], set(), 0
     while len(rows) < n:
         tries += 1
         if tries > 100 * n + 1000:
-            raise ValueError(f"cannot draw {n} distinct {split} problems")
-        p = make_problem(rng, alt=split == "test_alt")
+            raise ValueError(f"cannot draw {n} distinct {task} {split} problems")
+        p = make(rng, alt=split == "test_alt")
         if p["question"] in seen or (split != "test_alt" and _split_of(p["question"]) != split):
             continue
         seen.add(p["question"])
         rows.append({"prompt": [{"role": "user", "content": f"{p['question']} {INSTRUCTION}"}],
                      "answer": p["answer"], "kind": p["kind"], "split": split,
-                     "id": f"word_problems:{split}:{p['question']}"})
+                     "id": f"{task}:{split}:{p['question']}"})
     return rows
+
+
+def make_word_problem_rows(split: str, n: int, seed: int = 0) -> list[dict]:
+    """`n` distinct rows of `split` (train / test / test_alt) as chat prompts, deterministic in `seed`."""
+    return _rows("word_problems", make_problem, split, n, seed)
+
+
+def make_arithmetic_rows(split: str, n: int, seed: int = 0) -> list[dict]:
+    """`n` distinct bare-expression rows of `split` (train / test / test_alt), deterministic in `seed`."""
+    return _rows("arithmetic", make_expression, split, n, seed)

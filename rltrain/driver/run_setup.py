@@ -35,7 +35,10 @@ class RunFiles:
 
 # built-in tasks whose prompts are chat messages (for chat models): task -> "module:function(split, n, seed)"
 CHAT_TASKS = {"word_problems": "rltrain.data.word_problems:make_word_problem_rows",
+              "arithmetic": "rltrain.data.word_problems:make_arithmetic_rows",
               "calc_chat": "rltrain.data.tool_tasks:make_calc_chat_rows"}
+# chat tasks with a `test_alt` split (phrased unlike the training prompts): `data.test_split` applies to them
+ALT_SPLIT_TASKS = ("word_problems", "arithmetic")
 
 
 def _task_name(cfg: Config) -> str:
@@ -84,7 +87,7 @@ def load_rows(cfg: Config) -> tuple[list[PromptRow], list[PromptRow]]:
 
         module, fn = CHAT_TASKS[task].split(":")
         make = getattr(importlib.import_module(module), fn)
-        test_split = d.test_split if task == "word_problems" else "test"
+        test_split = d.test_split if task in ALT_SPLIT_TASKS else "test"
         return (rows_from_dicts(make("train", d.n_train, d.seed), source=f"{task}/train"),
                 rows_from_dicts(make(test_split, d.n_test, d.seed), source=f"{task}/{test_split}"))
     train = rows_from_dicts(make_rows(task, "train", d.n_train, seed=d.seed), source=f"{task}/train")
