@@ -6,7 +6,9 @@ Both train the embedded default model on the built-in task's demonstrations (pro
 loss on the completion and the end-of-sequence token), the same examples in the same number per step,
 learning rate, optimizer (AdamW, no warm-up, no decay), precision (float32) and steps; the held-out
 token loss is measured the same way for both (rltrain's `eval_loss` on the saved policies, outside the
-training clock). Recorded: training and held-out loss curves, seconds per step, the CPU.
+training clock), and so is what each export generates (pass@1 and pass@8 of 8 samples at temperature 1
+on the held-out prompts, `rltrain.toy.warm_start.evaluate_pass_at_k`). Recorded: training and held-out
+loss curves, seconds per step, pass@k of the base and of both exports, the CPU.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def heldout_loss(model_dir: str, test: list, max_length: int) -> float:
     with torch.no_grad():
         logp, _ = token_logprobs(model, rows, packed=False)
     return float(-logp.mean())
+
+
+def generation(model_dir: str, cfg) -> dict:
+    """pass@1 / pass@8 and the format rate of 8 samples at temperature 1 on the held-out prompts."""
+    from rltrain.data.tasks import DEFAULT_TASK, make_rows
+    from rltrain.toy.warm_start import evaluate_pass_at_k
+
+    task = DEFAULT_TASK if cfg.data.task == "default" else cfg.data.task
+    out = evaluate_pass_at_k(model_dir, make_rows(task, "test", cfg.data.n_test, cfg.train.seed), n_samples=8, ks=(1, 8))
+    return {k: out[k] for k in ("pass@1", "pass@8", "format_ok")}
 
 
 def run_rltrain(args, cfg_over: dict) -> dict:
@@ -113,15 +125,17 @@ def main(argv: list[str] | None = None) -> None:
     record = {"cpu": cpu_description(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
               "examples_per_step": cfg.train.examples_per_step, "lr": cfg.learner.lr,
               "command": "python launch/bench/bench_sft_vs_trl.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "heldout_loss_base": heldout_loss(base, test, cfg.train.max_length)}
+              "heldout_loss_base": heldout_loss(base, test, cfg.train.max_length), "generation_base": generation(base, cfg)}
     for name, res in (("rltrain", ours), ("trl", theirs)):
         record[name] = {"step_s": res["step_s"], "train_loss": res["train_loss"],
-                        "heldout_loss_after": heldout_loss(res["model"], test, cfg.train.max_length)}
+                        "heldout_loss_after": heldout_loss(res["model"], test, cfg.train.max_length),
+                        "generation_after": generation(res["model"], cfg)}
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     for name in ("rltrain", "trl"):
         r = record[name]
         print(f"{name}: {r['step_s']:.2f} s/step, train loss {r['train_loss'][0]:.3f} -> {r['train_loss'][-1]:.3f}, "
-              f"held-out {record['heldout_loss_base']:.3f} -> {r['heldout_loss_after']:.3f}")
+              f"held-out {record['heldout_loss_base']:.3f} -> {r['heldout_loss_after']:.3f}, pass@1 "
+              f"{record['generation_base']['pass@1']:.3f} -> {r['generation_after']['pass@1']:.3f}")
 
 
 if __name__ == "__main__":

@@ -50,15 +50,8 @@ def run(seed: int, steps: int) -> dict:
             "first10": {k: window(history[:10], k) for k in KEYS}, "last10": {k: window(history[-10:], k) for k in KEYS}}
 
 
-def main(argv: list[str] | None = None) -> None:
-    from rltrain.config.hardware import cpu_description
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", default=str(ROOT / "docs" / "tool_use.json"))
-    args = ap.parse_args(argv)
-    runs = [run(s, args.steps) for s in args.seeds]
+def summarize(runs: list[dict]) -> dict:
+    """Mean and 95% interval over the seeds; last-minus-first changes and the pass@1 gain paired per seed."""
     summary = {"pass@1_before": mean_ci([r["pass@1_before"] for r in runs]),
                "pass@1_after": mean_ci([r["pass@1_after"] for r in runs]),
                "pass@1_gain": paired_ci([r["pass@1_after"] for r in runs], [r["pass@1_before"] for r in runs])}
@@ -67,11 +60,26 @@ def main(argv: list[str] | None = None) -> None:
         summary[k] = {"first10": mean_ci(first), "last10": mean_ci(last), "change": paired_ci(last, first)}
     summary["pass@1_gain"]["verdict"] = verdict(summary["pass@1_gain"]["ci95"])
     summary["multiturn/tool_calls_mean"]["change"]["verdict"] = verdict(summary["multiturn/tool_calls_mean"]["change"]["ci95"])
-    record = {"cpu": cpu_description(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "seeds": args.seeds,
-              "command": "python launch/bench/bench_tool_use.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "runs": runs, "summary": summary}
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    from rltrain.config.hardware import cpu_description
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "tool_use.json"))
+    args = ap.parse_args(argv)
+    runs: list[dict] = []
+    for seed in args.seeds:  # the record is rewritten after each seed: an interrupted bench keeps its seeds
+        runs.append(run(seed, args.steps))
+        record = {"cpu": cpu_description(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
+                  "seeds": [r["seed"] for r in runs],
+                  "command": "python launch/bench/bench_tool_use.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                  "runs": runs, "summary": summarize(runs)}
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record["summary"], indent=1))
 
 
 if __name__ == "__main__":
