@@ -206,6 +206,8 @@ def test_config_is_checked_at_load_and_the_launcher_exits_2_with_one_line(tmp_pa
         load_dpo(None, {"dpo.loss": "hinge"})
     with pytest.raises(ConfigError, match="SimPO uses no reference"):
         load_dpo(None, {"dpo.loss": "simpo", "dpo.reference_path": "/x"})
+    with pytest.raises(ConfigError, match="learner.max_tokens_per_micro_batch"):  # would be ignored: refused
+        load_dpo(None, {"learner.max_tokens_per_micro_batch": 512})
     proc = subprocess.run([sys.executable, str(ROOT / "launch" / "dpo.py"), "--config", "configs/dpo_toy.yaml",
                            "train.stepz=3"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and proc.stdout == ""

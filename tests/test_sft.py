@@ -101,3 +101,65 @@ def test_a_packed_row_computes_what_its_examples_do_alone(default_model):
         together, where = token_logprobs(model, to_rows(examples, 0, 12, packing=True), packed=True)
     assert len(where[0]) == sum(len(ids) - 1 for ids, _ in examples) == len(alone)
     assert torch.allclose(alone, together, atol=1e-5), (alone - together).abs().max()
+
+
+def test_token_budget_micro_batches_cut_by_padded_tokens_and_keep_equal_counts():
+    ex = [([1] * n, [0] + [1] * (n - 1)) for n in (6, 2, 5, 3, 2)]
+    batch = to_rows(ex, pad_id=0, max_length=8, packing=False)
+    # rank 0 holds lengths 6, 2, 5: longest first, 6 | 5, 2 (2 rows x 6 = 12 > 10 tokens; 2 x 5 = 10 fits);
+    # rank 1 holds 3, 2 and a zero-weight filler (a copy of row 0, length 6): 6 | 3, 2. Equal counts here.
+    shards = rank_shards(batch, ranks=2, micro=4, max_tokens=10)
+    assert [cuts for _, cuts in shards] == [[0, 1, 3], [0, 1, 3]]
+    assert shards[0][0].attention_mask.sum(-1).tolist() == [6, 5, 2]
+    # a rank with fewer micro-batches gets one-row zero-weight fillers: rank 0 holds 6 | 5, rank 1 holds 2, 2
+    four = [([1] * n, [0] + [1] * (n - 1)) for n in (6, 5, 2, 2)]
+    (r0, cuts0), (r1, cuts1) = rank_shards(to_rows(four, pad_id=0, max_length=8, packing=False), 2, 4, max_tokens=10)
+    assert cuts0 == [0, 1, 2] and cuts1 == [0, 2, 3]
+    assert r1.weights[2].sum() == 0 and r1.weights[:2].sum() > 0
+    (s0, c0), (s1, c1) = shards
+    assert len(c0) == len(c1)  # the same number of accumulation steps on every rank
+    for shard, cuts in shards:
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            rows = shard.attention_mask[a:b].sum(-1)
+            assert b - a == 1 or (b - a) * int(rows.max()) <= 10
+    total = s0.weights.sum() + s1.weights.sum()
+    assert total.item() == pytest.approx(1.0)  # fillers weigh nothing
+
+
+def test_micro_batches_ranks_and_token_budgets_keep_the_step_loss_and_gradient(default_model):
+    from transformers import AutoModelForCausalLM
+
+    from rltrain.workers.sft_learner import token_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    examples = [(torch.randint(3, 60, (n,), generator=g).tolist(), [0, 0] + [1] * (n - 2)) for n in (9, 4, 7, 5, 3, 8)]
+    batch = to_rows(examples, pad_id=0, max_length=16, packing=False)
+
+    def step(ranks: int, micro: int, max_tokens: int) -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        loss_sum = 0.0
+        for shard, cuts in rank_shards(batch, ranks, micro, max_tokens):
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                mb = shard.index(slice(a, b))
+                logp, where = token_logprobs(model, mb, packed=False)
+                loss = -(logp * mb.weights[where]).sum()
+                loss.backward()
+                loss_sum += loss.item()
+        return loss_sum, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).clone()
+
+    whole_loss, whole_grad = step(1, 64, 0)
+    for ranks, micro, max_tokens in ((2, 1, 0), (3, 2, 0), (2, 4, 20), (1, 64, 12)):
+        loss, grad = step(ranks, micro, max_tokens)
+        assert loss == pytest.approx(whole_loss, rel=1e-5), (ranks, micro, max_tokens)
+        assert torch.allclose(grad, whole_grad, atol=1e-6, rtol=1e-4), (ranks, micro, max_tokens)
+
+
+def test_sft_refuses_learner_keys_it_would_ignore():
+    from rltrain.config.loader import ConfigError
+    from rltrain.config.sft import load_sft
+
+    for key in ("learner.mini_batches", "learner.epochs"):
+        with pytest.raises(ConfigError, match="one optimizer step per train.examples_per_step"):
+            load_sft(None, {key: 2})
+    assert load_sft(None, {"learner.max_tokens_per_micro_batch": 512}).learner.max_tokens_per_micro_batch == 512

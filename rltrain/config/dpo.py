@@ -63,6 +63,9 @@ class DPOConfig(Section):
         if self.learner.mini_batches != 1 or self.learner.epochs != 1:
             raise ValueError("learner.mini_batches and learner.epochs: one optimizer step per train.pairs_per_step "
                              "pairs in preference training; leave them at 1")
+        if self.learner.max_tokens_per_micro_batch:
+            raise ValueError("learner.max_tokens_per_micro_batch: preference training cuts micro-batches by pairs "
+                             "(learner.micro_batch_size); leave it at 0")
         return self
 
 

@@ -57,6 +57,9 @@ class SFTConfig(Section):
     def _plain_lm(self) -> "SFTConfig":
         if self.learner.compile_layers and self.train.packing:
             raise ValueError("train.packing with learner.compile_layers is not supported (packed rows change shape)")
+        if self.learner.mini_batches != 1 or self.learner.epochs != 1:
+            raise ValueError("learner.mini_batches and learner.epochs: one optimizer step per train.examples_per_step "
+                             "examples in SFT; leave them at 1")
         return self
 
 

@@ -54,12 +54,32 @@ def to_rows(examples: list[tuple[list[int], list[int]]], pad_id: int, max_length
     return TokenBatch(input_ids, attention, positions, loss_mask, weights)
 
 
-def rank_shards(batch: TokenBatch, ranks: int, micro: int) -> list[tuple[TokenBatch, list[int]]]:
-    """Equal shards per rank (zero-weight copies of row 0 fill the last) and their micro-batch cuts."""
+def rank_shards(batch: TokenBatch, ranks: int, micro: int, max_tokens: int = 0) -> list[tuple[TokenBatch, list[int]]]:
+    """Equal shards per rank (zero-weight copies of row 0 fill the last) and their micro-batch cuts: at
+    most `micro` rows and, when `max_tokens` > 0, at most `max_tokens` padded tokens (rows x longest row)
+    a micro-batch, longest rows first (rltrain/workers/sharding.plan_micro_batches). Every rank gets the
+    same number of micro-batches (DeepSpeed's accumulation steps): a rank with fewer runs extra one-row
+    micro-batches of a zero-weight copy, which add nothing to loss or gradient."""
+    from rltrain.workers.sharding import plan_micro_batches
+
     per_rank = math.ceil(len(batch) / ranks)
     idx = torch.arange(per_rank * ranks)
     real = idx < len(batch)
     padded = batch.index(torch.where(real, idx, torch.zeros_like(idx)))
     padded.weights = padded.weights * real.view(-1, 1)
-    cuts = list(range(0, per_rank, micro)) + [per_rank]
-    return [(padded.index(idx[r * per_rank:(r + 1) * per_rank]), cuts) for r in range(ranks)]
+    lengths = padded.attention_mask.sum(-1)
+    plans = []
+    for r in range(ranks):
+        rows = idx[r * per_rank:(r + 1) * per_rank]
+        order, cuts = plan_micro_batches(lengths[rows], None, micro, max_tokens)
+        plans.append((rows[order], cuts))
+    n_micro = max(len(cuts) - 1 for _, cuts in plans)
+    out = []
+    for rows, cuts in plans:
+        extra = n_micro - (len(cuts) - 1)
+        rows = torch.cat([rows, rows[:1].repeat(extra)])
+        shard = padded.index(rows)
+        if extra:
+            shard.weights[len(rows) - extra:] = 0.0
+        out.append((shard, cuts + [cuts[-1] + k + 1 for k in range(extra)]))
+    return out

@@ -143,7 +143,8 @@ class SFTTrainer:
         tc = self.cfg.train
         batch = to_rows(self._next_examples(), self.pad_id, tc.max_length, tc.packing)
         t0 = time.perf_counter()
-        outs = self.ranks.call_each("train_minibatch", rank_shards(batch, len(self.ranks), self.cfg.learner.micro_batch_size))
+        outs = self.ranks.call_each("train_minibatch", rank_shards(batch, len(self.ranks), self.cfg.learner.micro_batch_size,
+                                                                  self.cfg.learner.max_tokens_per_micro_batch))
         self.step_idx += 1
         metrics = algorithms.reduce_metrics([m for o in outs for m in o["algo"]])
         metrics.update({"sft/grad_norm": outs[0]["actor/grad_norm"], "sft/lr": outs[0]["actor/lr"],
