@@ -63,3 +63,25 @@ def test_the_config_picks_the_alt_split_and_the_math_reward_scores_a_right_answe
 def test_unknown_split_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         make_arithmetic_rows("dev", 3)
+
+
+def test_an_unknown_task_or_a_split_the_task_lacks_is_refused_at_load() -> None:
+    from rltrain.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.task='nosuch': unknown task; known tasks: default, .*arithmetic"):
+        load(None, {"data.task": "nosuch"})
+    with pytest.raises(ConfigError, match="data.test_split=test_alt: data.task='rev4' has no test_alt split"):
+        load(None, {"data.task": "rev4", "data.test_split": "test_alt"})
+    assert load(None, {"data.task": "nosuch", "data.train_files": ["x.jsonl"]}).data.task == "nosuch"  # files win
+
+
+def test_the_launcher_names_an_unknown_task_in_one_line_and_exits_2(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "launch" / "grpo.py"), "data.task=nosuch",
+                           f"trainer.output_dir={tmp_path}"], capture_output=True, text=True, timeout=120, cwd=root)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "data.task='nosuch'" in proc.stderr and not any(tmp_path.iterdir())

@@ -46,18 +46,14 @@ VARIANTS: dict[str, dict] = {
 
 def _alt_eval(trainer) -> float:
     """pass@1 on the run's task (word_problems or arithmetic) phrased unlike its training prompts (test_alt)."""
-    import importlib
-
     from rltrain.data import rows_from_dicts
+    from rltrain.data.chat_tasks import ALT_SPLIT_TASKS, chat_task_rows
     from rltrain.driver.evaluation import evaluate
-    from rltrain.driver.run_setup import ALT_SPLIT_TASKS, CHAT_TASKS
 
     ec, task = trainer.cfg.eval, trainer.cfg.data.task
     if task not in ALT_SPLIT_TASKS:
         raise SystemExit(f"--alt: data.task={task!r} has no test_alt split (tasks with one: {', '.join(ALT_SPLIT_TASKS)})")
-    module, fn = CHAT_TASKS[task].split(":")
-    make = getattr(importlib.import_module(module), fn)
-    rows = rows_from_dicts(make("test_alt", ec.max_prompts, 0), source=f"{task}/test_alt")
+    rows = rows_from_dicts(chat_task_rows(task, "test_alt", ec.max_prompts, 0), source=f"{task}/test_alt")
     return evaluate(trainer.eval_rollout, rows, ec.n_samples, ec.temperature, trainer.cfg.rollout.max_new_tokens,
                     ec.correct_threshold, seed=trainer.cfg.trainer.seed + 4242)["eval/pass@1"]
 

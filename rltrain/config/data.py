@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rltrain.config.errors import Section
 
@@ -42,3 +42,18 @@ class DataConfig(Section):
     test_split: Literal["test", "test_alt"] = "test"
     sampler: Literal["uniform", "cures"] = "uniform"
     cures: CuresConfig = Field(default_factory=CuresConfig)
+
+    @model_validator(mode="after")
+    def _task_and_split(self) -> "DataConfig":
+        from rltrain.data.chat_tasks import ALT_SPLIT_TASKS, CHAT_TASKS, known_task
+        from rltrain.data.tasks import TASKS
+
+        if self.train_files:
+            return self
+        if not known_task(self.task):
+            raise ValueError(f"data.task={self.task!r}: unknown task; known tasks: default, "
+                             f"{', '.join(sorted([*TASKS, *CHAT_TASKS]))} (or give data.train_files)")
+        if self.test_split == "test_alt" and self.task not in ALT_SPLIT_TASKS:
+            raise ValueError(f"data.test_split=test_alt: data.task={self.task!r} has no test_alt split (tasks with "
+                             f"one: {', '.join(ALT_SPLIT_TASKS)})")
+        return self

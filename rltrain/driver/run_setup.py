@@ -17,6 +17,7 @@ from rltrain.driver import checkpoint
 from rltrain.config import Config, to_dict
 from rltrain.config.errors import ConfigError
 from rltrain.data import PromptRow, PromptSampler, load_prompts, rows_from_dicts
+from rltrain.data.chat_tasks import CHAT_TASKS, chat_task_rows
 
 
 @dataclass
@@ -31,14 +32,6 @@ class RunFiles:
     run_name: str
     resume_from: Path | None = None
     summary_before: dict[str, float] | None = field(default=None)
-
-
-# built-in tasks whose prompts are chat messages (for chat models): task -> "module:function(split, n, seed)"
-CHAT_TASKS = {"word_problems": "rltrain.data.word_problems:make_word_problem_rows",
-              "arithmetic": "rltrain.data.word_problems:make_arithmetic_rows",
-              "calc_chat": "rltrain.data.tool_tasks:make_calc_chat_rows"}
-# chat tasks with a `test_alt` split (phrased unlike the training prompts): `data.test_split` applies to them
-ALT_SPLIT_TASKS = ("word_problems", "arithmetic")
 
 
 def _task_name(cfg: Config) -> str:
@@ -83,13 +76,8 @@ def load_rows(cfg: Config) -> tuple[list[PromptRow], list[PromptRow]]:
 
     task = _task_name(cfg)
     if task in CHAT_TASKS:  # the real model's tasks: chat prompts, \boxed{} answers
-        import importlib
-
-        module, fn = CHAT_TASKS[task].split(":")
-        make = getattr(importlib.import_module(module), fn)
-        test_split = d.test_split if task in ALT_SPLIT_TASKS else "test"
-        return (rows_from_dicts(make("train", d.n_train, d.seed), source=f"{task}/train"),
-                rows_from_dicts(make(test_split, d.n_test, d.seed), source=f"{task}/{test_split}"))
+        return (rows_from_dicts(chat_task_rows(task, "train", d.n_train, d.seed), source=f"{task}/train"),
+                rows_from_dicts(chat_task_rows(task, d.test_split, d.n_test, d.seed), source=f"{task}/{d.test_split}"))
     train = rows_from_dicts(make_rows(task, "train", d.n_train, seed=d.seed), source=f"{task}/train")
     test = rows_from_dicts(make_rows(task, "test", d.n_test, seed=d.seed), source=f"{task}/test")
     return train, test
