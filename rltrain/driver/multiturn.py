@@ -168,19 +168,16 @@ class MultiTurnRollout(Rollout):
         ns = n_per_row if n_per_row is not None else [sampling.n] * len(rows)
         episodes = [self._start(row, first_group + i) for i, row in enumerate(rows) for _ in range(ns[i])]
         turn_sampling = replace(sampling, n=1, max_new_tokens=self.cfg.turn_tokens, stop_token_ids=self.stop_ids)
-        for turn in range(self.cfg.max_turns):
-            active = [e for e in episodes if e.end is None]
-            if not active:
-                break
-            outs = self.submit_continue([e.prompt_ids + e.response_ids for e in active], turn_sampling).result()
-            # the episodes' environment steps run side by side (a tool call may wait on a subprocess); each
-            # touches its own episode only
-            def take_turn(ep: Episode, out: tuple) -> None:
-                smp, version = out
-                self._turn(ep, turn, smp.response_ids, smp.logprobs, version)
-
-            with ThreadPoolExecutor(max_workers=self.cfg.workers) as pool:
-                list(pool.map(take_turn, active, outs))
+        # the episodes' environment steps run side by side (a tool call may wait on a subprocess); each
+        # touches its own episode only. One pool for the whole call.
+        with ThreadPoolExecutor(max_workers=self.cfg.workers) as pool:
+            for turn in range(self.cfg.max_turns):
+                active = [e for e in episodes if e.end is None]
+                if not active:
+                    break
+                outs = self.submit_continue([e.prompt_ids + e.response_ids for e in active], turn_sampling).result()
+                list(pool.map(lambda ep, out, t=turn: self._turn(ep, t, out[0].response_ids, out[0].logprobs, out[1]),
+                              active, outs))
         return [self._record(e) for e in episodes]
 
     def _start(self, row: PromptRow, group: int) -> Episode:

@@ -60,7 +60,7 @@ def rank_shards(batch: TokenBatch, ranks: int, micro: int, max_tokens: int = 0) 
     a micro-batch, longest rows first (rltrain/workers/sharding.plan_micro_batches). Every rank gets the
     same number of micro-batches (DeepSpeed's accumulation steps): a rank with fewer runs extra one-row
     micro-batches of a zero-weight copy, which add nothing to loss or gradient."""
-    from rltrain.workers.sharding import plan_micro_batches
+    from rltrain.workers.sharding import equal_micro_batch_counts, plan_micro_batches
 
     per_rank = math.ceil(len(batch) / ranks)
     idx = torch.arange(per_rank * ranks)
@@ -73,13 +73,4 @@ def rank_shards(batch: TokenBatch, ranks: int, micro: int, max_tokens: int = 0) 
         rows = idx[r * per_rank:(r + 1) * per_rank]
         order, cuts = plan_micro_batches(lengths[rows], None, micro, max_tokens)
         plans.append((rows[order], cuts))
-    n_micro = max(len(cuts) - 1 for _, cuts in plans)
-    out = []
-    for rows, cuts in plans:
-        extra = n_micro - (len(cuts) - 1)
-        rows = torch.cat([rows, rows[:1].repeat(extra)])
-        shard = padded.index(rows)
-        if extra:
-            shard.weights[len(rows) - extra:] = 0.0
-        out.append((shard, cuts + [cuts[-1] + k + 1 for k in range(extra)]))
-    return out
+    return equal_micro_batch_counts(padded, plans, "weights")

@@ -80,25 +80,27 @@ def rank_micro_batches(batch, shards: list[torch.Tensor], max_rows: int, max_tok
     `group_aligned`, a group's rows adjacent when `share_prompts`. Every rank gets the same number of
     micro-batches (DeepSpeed's accumulation steps): a rank with fewer runs extra one-row micro-batches
     of a zero-weight copy of row 0, which add nothing to loss or gradient."""
-    from algorithms import RolloutBatch
-
     lengths = batch.attention_mask.sum(-1)
     plans = []
     for idx in shards:
         groups = batch.group_ids[idx] if group_aligned or share_prompts else None
         order, cuts = plan_micro_batches(lengths[idx], groups, max_rows, max_tokens, not group_aligned)
         plans.append((idx[order] if len(idx) else idx, cuts))
+    return equal_micro_batch_counts(batch, plans, "loss_weights")
+
+
+def equal_micro_batch_counts(batch, plans: list[tuple[torch.Tensor, list[int]]], weight_field: str) -> list[tuple]:
+    """Every rank the same number of micro-batches (DeepSpeed's accumulation steps): per rank's (rows, cuts)
+    of `batch`, (its rows, then one-row fillers copying row 0 with `weight_field` zeroed, and their cuts).
+    The fillers add nothing to loss or gradient."""
     n_micro = max(1, max(len(cuts) - 1 for _, cuts in plans))
     out = []
     for rows, cuts in plans:
         missing = n_micro - (len(cuts) - 1)
-        part = batch.index(rows) if len(rows) else None
+        part = batch.index(torch.cat([rows, torch.zeros(missing, dtype=torch.long)]))
         if missing:
-            pad = batch.index(torch.zeros(missing, dtype=torch.long))
-            pad.loss_weights = torch.zeros_like(pad.loss_weights)
-            part = RolloutBatch.cat([part, pad]) if part is not None else pad
-            cuts = cuts + [cuts[-1] + k + 1 for k in range(missing)]
-        out.append((part, cuts))
+            getattr(part, weight_field)[len(rows):] = 0.0
+        out.append((part, cuts + [cuts[-1] + k + 1 for k in range(missing)]))
     return out
 
 
