@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launch" / "bench"))
-from stats import mean_ci, paired_ci, verdict  # noqa: E402
+from stats import mean_ci, noninferior_verdict, paired_ci, verdict  # noqa: E402
 
 
 def test_mean_and_t_interval_over_three_seeds():
@@ -29,3 +29,12 @@ def test_paired_differences_and_verdicts():
     assert math.isclose(4.303 * 0.05 / math.sqrt(3), 0.124217, rel_tol=1e-4)
     with pytest.raises(ValueError):
         paired_ci([1.0], [1.0, 2.0])
+
+
+def test_noninferiority_verdict_within_a_margin():
+    # A - B in [-0.02, 0.01] with margin 0.03: above -0.03 -> holds; [-0.05, -0.04]: below -> does not hold
+    assert noninferior_verdict([-0.02, 0.01], 0.03) == "holds"
+    assert noninferior_verdict([-0.05, -0.04], 0.03) == "does not hold"
+    assert noninferior_verdict([-0.05, 0.01], 0.03) == "inconclusive"
+    assert verdict([-0.02, 0.01]) == "inconclusive"  # the same interval says nothing for "A > B"
+    assert noninferior_verdict(None, 0.03) == "inconclusive"

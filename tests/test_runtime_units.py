@@ -222,6 +222,56 @@ def test_search_environment_parses_calls_and_answers_and_scores():
     assert SearchEnv(answer_style="boxed").answer_for_teacher_forcing(row) == ("\\boxed{", row.answer)
 
 
+def test_chain_search_needs_three_lookups_and_scores_the_final_value():
+    from rltrain.data import PromptRow
+    from rltrain.data.tasks import CHAIN_HOPS, SEARCH_ENTITIES, chain_answer, chain_fact, chain_heads, make_rows
+    from rltrain.envs import StepResult, Turn, env_class
+    from rltrain.envs.search import ChainSearchEnv
+
+    heads = chain_heads(0)
+    # 676 entities in chains of 3: 225 chains (one entity left over, holding a value)
+    assert CHAIN_HOPS == 3 and len(heads) == 225 and len(SEARCH_ENTITIES) == 676
+    head = heads[0]
+    first = chain_fact(0, head)
+    second = chain_fact(0, first)
+    value = chain_fact(0, second)
+    assert first in SEARCH_ENTITIES and second in SEARCH_ENTITIES and value.isdigit() and 10 <= int(value) <= 99
+    assert chain_answer(0, head) == value and chain_heads(1) != heads  # another world, other chains
+    row = make_rows("search_chain", "train", 1)[0]
+    assert row["prompt"] == f"{row['entity']}?" and row["answer"] == chain_answer(0, row["entity"])
+    assert env_class("search_chain") is ChainSearchEnv
+    env = ChainSearchEnv()
+    env.reset(PromptRow(f"{head}?", value, {"entity": head, "world": 0}, f"search_chain:{head}?"))
+    history = []
+    for entity, fact in ((head, first), (first, second), (second, value)):
+        history.append(Turn("model", f"s {entity}\n"))
+        assert env.step(history) == StepResult(f"{entity}={fact}\n")
+        history.append(Turn("observation", f"{entity}={fact}\n"))
+    assert env.tool_calls == 3
+    # answering the first hop's entity, or after one lookup with its fact, scores 0; the final value scores 1
+    assert env.score([Turn("model", f"a {first}")]) == 0.0
+    assert env.score([*history, Turn("model", f"a {value}")]) == 1.0
+
+
+def test_chain_search_transcripts_follow_world_one_chains():
+    from rltrain.data.tasks import chain_fact
+    from rltrain.toy.search_chain_transcripts import WORLD, transcript
+    import random
+
+    rng = random.Random(0)
+    episodes = [transcript(rng) for _ in range(400)]
+    full = 0
+    for ep in episodes:
+        assert not ep[0][1] and all(seg[1] == (i % 2 == 0) for i, seg in enumerate(ep[1:]))  # model, observation, ...
+        calls = [seg[0] for seg in ep if seg[1] and seg[0].startswith("s ")]
+        observations = [seg[0] for seg in ep[1:] if not seg[1]]
+        for call, obs in zip(calls, observations):  # every observation is the world-1 fact of its call
+            entity = call[2:].strip()
+            assert obs == f"{entity}={chain_fact(WORLD, entity)}\n"
+        full += len(calls) == 3 and ep[-1][0] == f"a {observations[-1].split('=')[1].strip()}"
+    assert 0.1 < full / len(episodes) < 0.3  # 15% follow the chain (plus some wrong hops that reach a value)
+
+
 def _full_logits_logprobs(model, packed, temperature):
     """The plain computation: full-vocabulary logits at every position, gathered at the response."""
     logits = model(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"]).logits

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from rltrain.data import tasks
-from rltrain.data.tasks import search_fact, DEFAULT_TASK, TASKS, get_task, is_correct, make_rows, split_of
+from rltrain.data.tasks import chain_answer, search_fact, DEFAULT_TASK, TASKS, get_task, is_correct, make_rows, split_of
 
 
 def test_module_doctest():
@@ -41,13 +41,15 @@ def test_answers_splits_and_widths(task):
             op = r["prompt"][len(str(r["a"]))]
             want = {"+": r["a"] + r["b"], "-": r["a"] - r["b"], "*": r["a"] * r["b"]}[op]
             assert r["answer"] == str(want), r
+        elif task == "search_chain":  # the value at the end of the entity's chain in world 0
+            assert r["prompt"] == f"{r['entity']}?" and r["answer"] == chain_answer(0, r["entity"])
         elif "entity" in r:  # the search task: the value of the entity in knowledge-base world 0
             assert r["prompt"] == f"{r['entity']}?" and r["answer"] == search_fact(0, r["entity"])
             assert 10 <= int(r["answer"]) <= 99
         else:
             d = r["digits"]
             assert r["answer"] == (d[::-1] if task.startswith("rev") else "".join(sorted(d))), r
-    if task != "add1":  # add1 has 100 problems in all; the others have more than 300 per split
+    if task not in ("add1", "search_chain"):  # 100 and 225 problems in all; the others have over 300 per split
         assert len({r["prompt"] for r in train}) == len(train)  # distinct while the split is large enough
 
 

@@ -5,7 +5,8 @@ A learning figure is a draw; over k seeds its mean comes with the two-sided 95% 
 mean +- t(0.975, k-1) * sd / sqrt(k) (sd with k-1 in the denominator). A comparison of two variants run
 on the same seeds is the interval of the per-seed differences (paired), which removes what a seed does
 to both. A claim "A > B" holds when that interval lies above 0, does not hold when it lies below 0, and
-is inconclusive when it contains 0.
+is inconclusive when it contains 0. A claim "A is no worse than B" (non-inferiority within a margin m)
+holds when the interval of A - B lies above -m.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["T975", "mean_ci", "paired_ci", "verdict", "fmt_ci"]
+__all__ = ["T975", "mean_ci", "paired_ci", "verdict", "noninferior_verdict", "fmt_ci"]
 
 # two-sided 95% Student-t quantiles t(0.975, df), df = 1..30 (then the normal 1.96 is within 4%)
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -47,6 +48,12 @@ def verdict(ci: Sequence[float] | None) -> str:
         return "inconclusive"
     lo, hi = ci
     return "holds" if lo > 0 else "does not hold" if hi < 0 else "inconclusive"
+
+
+def noninferior_verdict(ci: Sequence[float] | None, margin: float) -> str:
+    """For a claim "A is no worse than B" (A - B >= -margin): "holds" when the interval of A - B lies above
+    -margin, "does not hold" when it lies below, "inconclusive" otherwise."""
+    return verdict(None if ci is None else [ci[0] + margin, ci[1] + margin])
 
 
 def fmt_ci(stat: dict, scale: float = 1.0, digits: int = 3) -> str:

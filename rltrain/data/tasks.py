@@ -106,6 +106,49 @@ def _search_task():
     return (lambda rng: make(rng.choice(SEARCH_ENTITIES))), (lambda: (make(e) for e in SEARCH_ENTITIES))
 
 
+CHAIN_HOPS = 3  # lookups a multi-hop question needs
+
+
+@functools.lru_cache(maxsize=8)
+def _chains(world: int) -> dict[str, str]:
+    """The multi-hop knowledge base of `world`: entity -> fact. The entities, shuffled by the world's seed,
+    form chains of three, e0 -> e1 -> e2 -> a 2-digit value (`search_fact`); the leftover entity holds a value."""
+    order = list(SEARCH_ENTITIES)
+    random.Random(f"search-chain-world:{world}").shuffle(order)
+    facts = {e: search_fact(world, e) for e in order}
+    for i in range(0, len(order) - CHAIN_HOPS + 1, CHAIN_HOPS):
+        for a, b in zip(order[i:i + CHAIN_HOPS - 1], order[i + 1:i + CHAIN_HOPS]):
+            facts[a] = b
+    return facts
+
+
+def chain_fact(world: int, entity: str) -> str:
+    """What looking `entity` up in the multi-hop knowledge base returns: the next entity or the value."""
+    return _chains(world)[entity]
+
+
+def chain_heads(world: int) -> list[str]:
+    """The entities a multi-hop question asks about: the first of each chain (sorted)."""
+    facts = _chains(world)
+    pointed = {v for v in facts.values() if v in facts}
+    return sorted(e for e, v in facts.items() if v in facts and e not in pointed)
+
+
+def chain_answer(world: int, entity: str) -> str:
+    """The value at the end of `entity`'s chain."""
+    value = chain_fact(world, entity)
+    while not value.isdigit():
+        value = chain_fact(world, value)
+    return value
+
+
+def _search_chain_task():
+    def make(entity: str) -> tuple[str, str, dict]:
+        return f"{entity}?", chain_answer(0, entity), {"entity": entity, "world": 0}
+
+    return (lambda rng: make(rng.choice(chain_heads(0)))), (lambda: (make(e) for e in chain_heads(0)))
+
+
 def _calc_task():
     """`c 47*83?` -> 3901: 2-digit products, which the tiny model cannot compute but can read off the code
     interpreter (`env.name: code`, rltrain/envs/code_interpreter.py)."""
@@ -138,6 +181,9 @@ _register(TASKS, "rev4", "rev dddd= -> the 4 digits reversed", _digits_task("rev
           max_answer_chars=4)
 _register(TASKS, "search", "xy? -> the value of entity xy, found with the search environment (multi-turn; "
           "676 entities)", _search_task(), max_answer_chars=2)
+_register(TASKS, "search_chain", "xy? -> the value at the end of xy's chain of 3 facts (xy=ab, ab=cd, cd=37), "
+          "found with 3 calls to the search_chain environment (multi-turn; 225 questions)", _search_chain_task(),
+          max_answer_chars=2)
 _register(TASKS, "calc", "c ab*cd? -> the product, computed with the code interpreter (multi-turn; 8,100 "
           "problems)", _calc_task(), max_answer_chars=4)
 _register(TASKS, "sort5", "sort ddddd= -> the 5 digits in ascending order", _digits_task("sort", 5),

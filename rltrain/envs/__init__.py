@@ -1,5 +1,5 @@
 """envs/: multi-turn environments: the protocol (`base.Environment`), the registry, the built-in
-toy search environment (`search`) and the code interpreter (`code`, running code in the rewards sandbox).
+toy search environments (`search`, multi-hop `search_chain`) and the code interpreter (`code`, running code in the rewards sandbox).
 
 `env.name` takes a registered name or an import path `pkg.mod:Class`; `env.options` reach the
 constructor as keyword arguments. May import: rltrain.data, rewards. Never Ray, workers, engines or driver.
@@ -11,6 +11,7 @@ from rltrain.registry import check_name, load_class
 from rltrain.envs.base import Environment, EnvError, StepResult, Turn
 
 ENVS: dict[str, str] = {"search": "rltrain.envs.search:SearchEnv",
+                        "search_chain": "rltrain.envs.search:ChainSearchEnv",
                         "code": "rltrain.envs.code_interpreter:CodeInterpreterEnv"}
 
 __all__ = ["ENVS", "Environment", "EnvError", "StepResult", "Turn", "check_env_name", "env_class"]

@@ -20,7 +20,7 @@ import json
 import re
 
 from rltrain.data import PromptRow
-from rltrain.data.tasks import SEARCH_ENTITIES, search_fact
+from rltrain.data.tasks import SEARCH_ENTITIES, chain_fact, search_fact
 from rltrain.envs.base import StepResult, Turn
 
 _CALL = re.compile(r"^\s*s\s+([a-z]{1,4})\s*$")
@@ -72,8 +72,12 @@ class SearchEnv:
         if kind == "answer":
             return StepResult(None, done=True)
         self.tool_calls += 1
-        value = search_fact(self.world, arg) if arg in SEARCH_ENTITIES else "none"
+        value = self.lookup(arg) if arg in SEARCH_ENTITIES else "none"
         return StepResult(f"{arg}={value}\n")
+
+    def lookup(self, entity: str) -> str:
+        """The fact a search for `entity` returns."""
+        return search_fact(self.world, entity)
 
     def score(self, history: list[Turn]) -> float:
         model_turns = [t for t in history if t.role == "model"]
@@ -82,3 +86,16 @@ class SearchEnv:
 
     def answer_for_teacher_forcing(self, row: PromptRow) -> tuple[str, str]:
         return ("a " if self.answer_style == "plain" else "\\boxed{"), str(row.answer)
+
+
+class ChainSearchEnv(SearchEnv):
+    """Multi-hop search (`data.task: search_chain`): a fact may name another entity (`ka=mb`), and the asked
+    value is at the end of a chain of `CHAIN_HOPS` facts, so an episode needs three calls before its answer:
+
+        ka?  |  s ka\n  ka=mb\n  |  s mb\n  mb=qz\n  |  s qz\n  qz=37\n  |  a 37<eos>
+
+    The outcome is 1 for the final value only; nothing rewards a hop on its own (IGPO's information gain is
+    the only per-turn signal)."""
+
+    def lookup(self, entity: str) -> str:
+        return chain_fact(self.world, entity)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import random
 
+from rltrain.toy.episodes import encode_episodes
+
 MIX = (0.60, 0.20)  # P(compute the asked product), P(compute another); the rest answers at once
 
 
@@ -28,16 +30,4 @@ def transcript(rng: random.Random) -> list[tuple[str, bool]]:
 
 def encode_transcripts(tok, n: int, seed: int = 0) -> list[tuple[list[int], list[int]]]:
     """(ids, loss mask) per episode; the last model turn ends with EOS."""
-    rng = random.Random(f"calc-transcripts:{seed}")
-    out = []
-    for _ in range(n):
-        ids: list[int] = []
-        mask: list[int] = []
-        for text, model_turn in transcript(rng):
-            piece = tok(text, add_special_tokens=False)["input_ids"]
-            ids += piece
-            mask += [int(model_turn)] * len(piece)
-        ids.append(tok.eos_token_id)
-        mask.append(1)
-        out.append((ids, mask))
-    return out
+    return encode_episodes(tok, transcript, n, random.Random(f"calc-transcripts:{seed}"))

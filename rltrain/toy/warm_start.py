@@ -70,10 +70,14 @@ _CALIBRATED: dict[tuple[str, str], dict] = {
     # calc (the code interpreter, rltrain/toy/calc_transcripts.py): the call and answer formats and copying
     # 2-digit operands and 3-4 digit results (600 steps were too few to copy them)
     ("calc", "tiny"): {"steps": 2000},
+    # search_chain (multi-hop, rltrain/toy/search_chain_transcripts.py): episodes of 3 calls; the formats, to
+    # copy an observed entity into the next call and the value into the answer
+    ("search_chain", "tiny"): {"steps": 800},
 }
 
 # multi-turn tasks warm-started on environment transcripts: task -> module with encode_transcripts(tok, n, seed)
-TRANSCRIPTS = {"search": "rltrain.toy.search_transcripts", "calc": "rltrain.toy.calc_transcripts"}
+TRANSCRIPTS = {"search": "rltrain.toy.search_transcripts", "calc": "rltrain.toy.calc_transcripts",
+               "search_chain": "rltrain.toy.search_chain_transcripts"}
 
 
 def default_recipe(task: str = _tasks.DEFAULT_TASK, size: str = "tiny", **overrides) -> WarmStartRecipe:
