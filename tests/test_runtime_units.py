@@ -138,7 +138,7 @@ def test_gradient_checkpointing_keeps_less_for_backward_and_the_same_gradient(de
     """model.gradient_checkpointing: the bytes autograd saves for the backward drop, the gradient does not change."""
     from transformers import AutoModelForCausalLM
 
-    from rltrain.workers.learner import enable_gradient_checkpointing
+    from rltrain.workers.deepspeed_role import enable_gradient_checkpointing
 
     ids = torch.randint(3, 20, (8, 48), generator=torch.Generator().manual_seed(0))
 
@@ -318,7 +318,7 @@ def test_learner_kernels_compute_the_same_logprobs_and_gradient(default_model):
     the log-probs and gradients of the plain sdpa model."""
     from transformers import AutoModelForCausalLM
 
-    from rltrain.workers.learner import compile_decoder_layers
+    from rltrain.workers.deepspeed_role import compile_decoder_layers
 
     torch.manual_seed(0)
     packed = pack_rows([[3, 4, 5, 6], [7, 8]], [[9, 10, 11], [12, 13, 14, 15, 16]], pad_id=0)
@@ -343,7 +343,7 @@ def test_shared_prompts_give_the_per_row_logprobs_and_gradient(default_model, at
     prompts of different lengths (the shorter one's padding slots masked) and a row with its own prompt."""
     from transformers import AutoModelForCausalLM
 
-    from rltrain.workers.learner import compile_decoder_layers
+    from rltrain.workers.deepspeed_role import compile_decoder_layers
     from rltrain.workers.logprobs import _unique_prompts
 
     torch.manual_seed(0)

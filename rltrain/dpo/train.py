@@ -120,6 +120,7 @@ class DPOTrainer:
                                self.run_dir, self.run_dir.name, to_dict(cfg), wandb_id, total_steps=cfg.train.steps)
 
     def _start_actors(self, ray) -> None:
+        from rltrain.workers.deepspeed_role import RankSpec
         from rltrain.workers.dpo_learner import DPOLearner
         from rltrain.workers.group import RankGroup
         from rltrain.workers.net import free_port
@@ -130,12 +131,15 @@ class DPOTrainer:
         learner_opts, ref_opts = actor_options(n, with_ref, ray.cluster_resources())
         master = ("127.0.0.1", free_port())
         self.ranks = RankGroup([ray.remote(DPOLearner).options(**learner_opts).remote(
-            self.model_path, cfg.learner, r, n, master, cfg.dtype, 1.0, cfg.dpo.model_dump(), cfg.train.seed,
-            cfg.gradient_checkpointing) for r in range(n)])
+            RankSpec(model_path=self.model_path, cfg=cfg.learner, rank=r, world_size=n, master=master,
+                     dtype=cfg.dtype, seed=cfg.train.seed, gradient_checkpointing=cfg.gradient_checkpointing),
+            dpo=cfg.dpo.model_dump()) for r in range(n)])
         self.reference = RankGroup([ray.remote(Reference).options(**ref_opts).remote(
-            cfg.dpo.reference_path or self.model_path, 1.0, 2 * cfg.learner.micro_batch_size, cfg.learner.threads,
-            cfg.learner.max_tokens_per_micro_batch, cfg.dtype, cfg.learner.attn_implementation,
-            cfg.learner.share_prompts)]) if with_ref else None
+            model_path=cfg.dpo.reference_path or self.model_path, temperature=1.0,
+            micro_batch_size=2 * cfg.learner.micro_batch_size, threads=cfg.learner.threads,
+            max_tokens_per_micro_batch=cfg.learner.max_tokens_per_micro_batch, dtype=cfg.dtype,
+            attn_implementation=cfg.learner.attn_implementation, share_prompts=cfg.learner.share_prompts)]) \
+            if with_ref else None
         self.ranks.call("ping")
 
     # ----- data -----------------------------------------------------------------------------

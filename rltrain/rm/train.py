@@ -97,6 +97,7 @@ class RewardModelTrainer:
         from rltrain.toy.warm_start import ensure_default_model
         from rltrain.workers.group import RankGroup
         from rltrain.workers.net import free_port
+        from rltrain.workers.deepspeed_role import RankSpec
         from rltrain.workers.reward_model_learner import RewardModelLearner
 
         self.cfg = cfg
@@ -114,7 +115,8 @@ class RewardModelTrainer:
         share = math.floor(100 * min(1.0, ray.cluster_resources().get("CPU", 1) / n)) / 100
         master = ("127.0.0.1", free_port())
         self.ranks = RankGroup([ray.remote(RewardModelLearner).options(num_cpus=share).remote(
-            self.model_path, cfg.learner, r, n, master, "float32", 1.0, {}, cfg.train.seed, False) for r in range(n)])
+            RankSpec(model_path=self.model_path, cfg=cfg.learner, rank=r, world_size=n, master=master,
+                     seed=cfg.train.seed)) for r in range(n)])
         self.gen = torch.Generator().manual_seed(cfg.train.seed)
         self.order, self.cursor = torch.randperm(len(self.train), generator=self.gen), 0
 

@@ -107,6 +107,7 @@ class SFTTrainer:
 
         from rltrain.workers.group import RankGroup
         from rltrain.workers.net import free_port
+        from rltrain.workers.deepspeed_role import RankSpec
         from rltrain.workers.sft_learner import SFTLearner
 
         if not ray.is_initialized():
@@ -116,9 +117,9 @@ class SFTTrainer:
         n = self.cfg.learner.num_ranks
         share = math.floor(100 * min(1.0, ray.cluster_resources().get("CPU", 1) / n)) / 100
         master = ("127.0.0.1", free_port())
-        spec = {"packed": self.cfg.train.packing}
         self.ranks = RankGroup([ray.remote(SFTLearner).options(num_cpus=share).remote(
-            self.model_path, self.cfg.learner, r, n, master, self.cfg.dtype, 1.0, spec, self.cfg.train.seed)
+            RankSpec(model_path=self.model_path, cfg=self.cfg.learner, rank=r, world_size=n, master=master,
+                     dtype=self.cfg.dtype, seed=self.cfg.train.seed), packed=self.cfg.train.packing)
             for r in range(n)])
 
     # ----- data order ------------------------------------------------------------------------

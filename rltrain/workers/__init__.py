@@ -1,6 +1,8 @@
 """workers/: the Ray roles of a run and how they are placed.
 
-- `learner.Learner`: one DeepSpeed rank of the policy (holds only the pure loss part of the algorithm);
+- `deepspeed_role.DeepSpeedRole`: one DeepSpeed rank (engine, optimizer step, checkpoints, export), built
+  from a keyword `RankSpec`; the policy `learner.Learner` (holds only the pure loss part of the algorithm),
+  `critic.Critic`, `reward_model_learner`, `sft_learner` and `dpo_learner` each extend it with their own part;
 - `reference.Reference`: frozen policy for reference log-probs;
 - `rollout_worker.RolloutWorker`: owns one engine from `rltrain.engines`;
 - `weight_sync`: learner -> engine buckets; `placement`: placement groups, threads, start/stop;

@@ -22,14 +22,16 @@ import time
 from typing import Any
 
 from rltrain.engines.base import SamplingConfig
+from rltrain.workers.deepspeed_role import RankSpec
 from rltrain.workers.learner import Learner
 from rltrain.workers.rollout_worker import RolloutWorker
 
 
 class ColocatedLearner(Learner):
-    def __init__(self, learner_args: tuple, worker_args: tuple) -> None:
-        super().__init__(*learner_args)
-        self.worker = RolloutWorker(*worker_args)
+    def __init__(self, spec: RankSpec, *, temperature: float, algorithm: dict, worker: dict[str, Any]) -> None:
+        """`spec`, `temperature`, `algorithm`: learner rank 0's; `worker`: the engine's RolloutWorker keywords."""
+        super().__init__(spec, temperature=temperature, algorithm=algorithm)
+        self.worker = RolloutWorker(**worker)
         self.engine_freed = False
         if self.worker.engine.adopts_storage:  # from now on the engine holds no copy of its own
             self.worker.engine.share_weights(self._engine_params(None))

@@ -20,7 +20,7 @@ import torch
 
 from algorithms.ppo import clipped_value_loss
 from algorithms.stages.base import wmean
-from rltrain.workers.learner import Learner
+from rltrain.workers.deepspeed_role import DeepSpeedRole, RankSpec
 
 
 class ValueModel(torch.nn.Module):
@@ -73,14 +73,15 @@ def response_values(model: torch.nn.Module, batch) -> torch.Tensor:
     return values.new_zeros((n, t)).index_put((rows, cols), values[rows, pos])
 
 
-class Critic(Learner):
-    """One critic rank. `algo_spec` carries its objective's parameters: {"value_clip": c}."""
+class Critic(DeepSpeedRole):
+    """One critic rank: the value model's DeepSpeed role; `value_clip` is its objective's clip range."""
+
+    def __init__(self, spec: RankSpec, *, value_clip: float) -> None:
+        super().__init__(spec)
+        self.value_clip = float(value_clip)
 
     def _build_model(self, model_path: str) -> torch.nn.Module:
         return build_value_model(model_path, self.cfg.attn_implementation)
-
-    def set_algorithm(self, algo_spec: dict) -> None:
-        self.value_clip = float(algo_spec.get("value_clip", 0.2))
 
     @torch.no_grad()
     def compute_values(self, batch) -> torch.Tensor:

@@ -5,7 +5,7 @@ A micro-batch's chosen and rejected rows go through the model in one forward (a 
 their prompt, which runs once with `learner.share_prompts`); each side's completion log-probs are
 summed and the loss of rltrain/dpo/losses.py is taken per pair. Each pair's loss is weighted by
 1 / (the step's pairs), so the sum over micro-batches and ranks is the step's mean whatever the split
-(`Learner.train_minibatch` turns DeepSpeed's averaging back into sums).
+(`DeepSpeedRole.train_minibatch` turns DeepSpeed's averaging back into sums).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from rltrain.dpo.losses import preference_loss, preference_metrics
-from rltrain.workers.learner import Learner
+from rltrain.workers.deepspeed_role import DeepSpeedRole, RankSpec
 from rltrain.workers.logprobs import response_logprobs
 
 
@@ -58,12 +58,14 @@ def completion_logps(model, batch: PreferenceBatch, share_prompts: bool) -> tupl
     return (logp * mask).sum(-1).view(n, 2), mask.sum(-1).view(n, 2)
 
 
-class DPOLearner(Learner):
-    """One rank of the policy; `algo_spec` is the `dpo` section as a dict (loss, beta, gamma, ipo_token_mean)."""
+class DPOLearner(DeepSpeedRole):
+    """One rank of the policy trained on preference pairs; `dpo` is the `dpo` section as a dict (loss, beta,
+    gamma, ipo_token_mean)."""
 
-    def set_algorithm(self, algo_spec: dict) -> None:
-        self.spec = {"loss": algo_spec.get("loss", "sigmoid"), "beta": float(algo_spec.get("beta", 0.1)),
-                     "gamma": float(algo_spec.get("gamma", 0.5)), "token_mean": bool(algo_spec.get("ipo_token_mean", True))}
+    def __init__(self, spec: RankSpec, *, dpo: dict) -> None:
+        super().__init__(spec)
+        self.spec = {"loss": dpo.get("loss", "sigmoid"), "beta": float(dpo.get("beta", 0.1)),
+                     "gamma": float(dpo.get("gamma", 0.5)), "token_mean": bool(dpo.get("ipo_token_mean", True))}
 
     def _micro_loss(self, mb: PreferenceBatch) -> tuple[torch.Tensor, dict]:
         return pair_loss(self.engine, mb, self.spec, self.cfg.share_prompts)

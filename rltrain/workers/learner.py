@@ -1,98 +1,33 @@
-"""The policy learner: one Ray actor per rank, each holding a DeepSpeed engine.
+"""The policy learner: the DeepSpeed role (rltrain/workers/deepspeed_role.py) of the policy in RL, one
+Ray actor per rank. What is its own: the algorithm's pure loss part (built from the run's algorithm
+spec), the log-prob passes at the sampling temperature, and the weight sync to the rollout engines.
 
-Loss normalisation is global: the driver computes `loss_weights` on the whole update batch
-(`algorithms` aggregation weights), so the loss of a micro-batch is its exact contribution to the
-batch loss. DeepSpeed divides by gradient-accumulation steps and averages gradients over ranks;
-`train_minibatch` multiplies those factors back so the summed gradient equals the full-batch
-gradient whatever the micro-batch size, accumulation steps or rank count.
+Loss normalisation is global (see deepspeed_role): the driver computes `loss_weights` on the whole
+update batch (`algorithms` aggregation weights), so a micro-batch's loss is its exact contribution.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from algorithms.stages.base import real_tokens
-from rltrain.config.schema import LearnerConfig
+from rltrain.workers.deepspeed_role import DeepSpeedRole, RankSpec
 from rltrain.workers.logprobs import response_logprobs
 from rltrain.workers.weight_sync import send_buckets
 
-
-def _setup_process(rank: int, world_size: int, master: tuple[str, int], threads: int) -> None:
-    """The process's distributed environment, and its device set before anything reads it: Ray shows
-    each learner rank exactly the GPU its placement bundle holds, so that GPU is cuda:0 and LOCAL_RANK 0
-    on every rank (the plan never puts two ranks on one GPU)."""
-    os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]), RANK=str(rank), LOCAL_RANK="0",
-                      WORLD_SIZE=str(world_size))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(0)
-    else:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    if threads > 0:
-        torch.set_num_threads(threads)
+__all__ = ["Learner", "logprob_metrics"]
 
 
-class Learner:
-    """DeepSpeed policy engine for one rank. All ranks must be called together for collective
-    methods (`train_minibatch`, `sync_weights`, `save`, `load`, `export`)."""
+class Learner(DeepSpeedRole):
+    """One rank of the policy. `temperature` is the rollout's (log-probs are of the distribution sampled
+    from); `algorithm` the run's algorithm spec (`algorithm` section, resolved)."""
 
-    def __init__(self, model_path: str, cfg: LearnerConfig, rank: int, world_size: int,
-                 master: tuple[str, int], dtype: str, temperature: float, algo_spec: dict, seed: int,
-                 gradient_checkpointing: bool = False) -> None:
-        threads = cfg.threads or max(1, (os.cpu_count() or 2) // world_size)
-        _setup_process(rank, world_size, master, threads)
-        import deepspeed
-
-        torch.manual_seed(seed)
-        self.rank, self.world_size, self.cfg, self.temperature = rank, world_size, cfg, temperature
-        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
-        model = self._build_model(model_path)
-        if cfg.compile_layers:
-            compile_decoder_layers(model)
-        if gradient_checkpointing:
-            enable_gradient_checkpointing(model)
-        self.lora = cfg.lora.rank > 0
-        if self.lora:  # only the adapters train (rltrain/workers/lora.py)
-            from rltrain.workers import lora
-
-            if gradient_checkpointing:
-                model.enable_input_require_grads()
-            model = lora.wrap(model, cfg.lora)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                      betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-        warmup = max(0, cfg.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
-        ds_config = {
-            "train_micro_batch_size_per_gpu": 1,
-            "gradient_accumulation_steps": 1,
-            "gradient_clipping": cfg.grad_clip,
-            "zero_optimization": {"stage": cfg.zero_stage},
-            "bf16": {"enabled": dtype == "bfloat16"},
-            "zero_allow_untested_optimizer": True,
-            "zero_force_ds_cpu_optimizer": False,
-            "steps_per_print": 10**9,
-            "wall_clock_breakdown": False,
-        }
-        self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                               config=ds_config)
-        self.set_algorithm(algo_spec)
-
-    def _build_model(self, model_path: str) -> torch.nn.Module:
-        """The trained module (a causal LM here; the critic and the reward model train other heads)."""
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32,
-                                                    attn_implementation=self.cfg.attn_implementation)
-
-    def ping(self) -> bool:
-        return True
+    def __init__(self, spec: RankSpec, *, temperature: float, algorithm: dict) -> None:
+        super().__init__(spec)
+        self.temperature = temperature
+        self.set_algorithm(algorithm)
 
     def set_algorithm(self, algo_spec: dict) -> None:
         """Build the algorithm's loss part (pure; its state lives on the driver)."""
@@ -125,45 +60,6 @@ class Learner:
         return {"logp": logp, "entropy": ent, "metrics": metrics}
 
     # ----- update ---------------------------------------------------------------------------
-    def train_minibatch(self, shard, cuts: list[int]) -> dict[str, Any]:
-        """One optimizer step over this rank's shard of a mini-batch, in the micro-batches
-        `shard[cuts[i]:cuts[i+1]]` (every rank gets the same number; padding rows carry zero weight;
-        rltrain/workers/sharding.rank_micro_batches). Returns the algorithm's raw (sum, weight)
-        metrics so the driver reduces them exactly."""
-        n_micro = len(cuts) - 1
-        self.engine.train()
-        self.engine.set_train_batch_size(n_micro * self.world_size)  # gas = n_micro
-        metrics, t0, grad_norm = [], time.perf_counter(), None
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            mb = shard.index(torch.arange(a, b)).to(self.device)
-            loss, m = self._micro_loss(mb)
-            # undo DeepSpeed's 1/gas scaling and its mean over ranks: gradients become sums
-            self.engine.backward(loss * n_micro * self.world_size)
-            skip = False
-            if b == cuts[-1]:
-                grad_norm = self._grad_norm()
-                t_step = time.perf_counter()
-                skip = grad_norm is not None and not math.isfinite(grad_norm)
-            if skip:  # ZeRO-0: every rank holds the same reduced gradients, so every rank skips together
-                self._step_without_update()
-            else:
-                self.engine.step()  # the optimizer steps at the last micro-batch (accumulation boundary)
-            metrics.append(m)
-        skipped = grad_norm is not None and not math.isfinite(grad_norm)
-        if grad_norm is None:
-            grad_norm = self.engine.get_global_grad_norm()
-            if grad_norm is not None and not math.isfinite(float(grad_norm)):
-                raise FloatingPointError(
-                    f"non-finite gradient norm ({grad_norm}) under ZeRO-{self.cfg.zero_stage}: its optimizer applied the "
-                    "step before rltrain could skip it, so the run stops here (ZeRO-0 skips such steps)")
-        import resource
-
-        return {"algo": metrics, "faults/skipped": float(skipped),
-                "actor/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
-                "actor/lr": float(self.engine.get_lr()[0]), "timing_s/update_rank": time.perf_counter() - t0,
-                "timing_s/optimizer_step": time.perf_counter() - t_step,
-                "perf/learner_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
     def _micro_loss(self, mb) -> tuple[torch.Tensor, dict]:
         """A micro-batch's share of the policy loss and its (sum, weight) metrics."""
         logp, ent = self._forward(mb, True)
@@ -177,36 +73,7 @@ class Learner:
         m.update(m_extra)
         return loss, m
 
-    def _step_without_update(self) -> None:
-        """DeepSpeed's step with the optimizer's update left out: its counters and the lr schedule move
-        on, the weights and the optimizer state stay as they were, the gradients are dropped."""
-        optimizer = self.engine.optimizer
-        update = optimizer.step
-        optimizer.step = lambda *args, **kwargs: None
-        try:
-            self.engine.step()
-        finally:
-            optimizer.step = update
-        optimizer.zero_grad(set_to_none=True)
-
-    def _grad_norm(self) -> float | None:
-        """Global gradient norm before clipping. ZeRO-0 keeps reduced gradients in `.grad` after the
-        boundary backward; ZeRO 1-3 report it from their optimizer after the step."""
-        if self.cfg.zero_stage == 0:
-            grads = [p.grad.detach().float().norm() ** 2 for p in self.engine.module.parameters() if p.grad is not None]
-            return float(torch.stack(grads).sum().sqrt()) if grads else 0.0
-        return None
-
-    # ----- weight sync, checkpoints, export -------------------------------------------------
-    def _full_params(self):
-        """(plain HF name, full CPU tensor) of the policy: merged base + adapter weights under LoRA."""
-        from rltrain.workers import lora
-        from rltrain.workers.weight_sync import iter_full_params
-
-        if self.lora:
-            return lora.merged_params(self.engine.module)
-        return iter_full_params(self.engine.module, self.cfg.zero_stage == 3)
-
+    # ----- weight sync -----------------------------------------------------------------------
     def sync_endpoint(self) -> tuple[str, int]:
         """(this node's address, a free port on it): where rank 0 hosts the weight-sync rendezvous."""
         from rltrain.workers.net import node_endpoint
@@ -273,59 +140,6 @@ class Learner:
         """Parameters of the policy (merged size under LoRA)."""
         return sum(t.numel() for n, t in self._full_params() if n != "lm_head.weight" or not self._tied())
 
-    def _tied(self) -> bool:
-        module = self.engine.module.get_base_model() if self.lora else self.engine.module
-        return bool(getattr(module.config, "tie_word_embeddings", False))
-
-    def save(self, ckpt_dir: str) -> None:
-        # under LoRA the frozen base is not saved: the checkpoint holds the adapters and their optimizer state
-        self.engine.save_checkpoint(ckpt_dir, tag="learner", client_state={}, exclude_frozen_parameters=self.lora)
-
-    def load(self, ckpt_dir: str) -> None:
-        path, _ = self.engine.load_checkpoint(ckpt_dir, tag="learner", load_module_strict=not self.lora)
-        if path is None:
-            raise FileNotFoundError(f"no learner checkpoint under {ckpt_dir}")
-
-    def export(self, out_dir: str, tokenizer_dir: str) -> None:
-        """Write the policy as a plain Hugging Face model directory (rank 0 writes)."""
-        state = dict(self._full_params())
-        if self.rank == 0:
-            from transformers import AutoTokenizer
-
-            tmp = Path(out_dir + ".tmp")
-            module = self.engine.module.get_base_model() if self.lora else self.engine.module
-            module.save_pretrained(tmp, state_dict=state)
-            AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
-            _atomic_replace(tmp, Path(out_dir))
-
-    def param_checksum(self, part: str = "policy") -> float:
-        """Sum of |w| over the policy's (merged) weights; under LoRA also "base" (frozen) or "adapter"."""
-        from rltrain.workers.weight_sync import full_state_dict
-
-        if part == "policy":
-            values = [v for _, v in self._full_params()]
-        else:
-            named = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
-            values = [v for n, v in named.items() if ("lora_" in n) == (part == "adapter")]
-        return float(sum(v.double().abs().sum() for v in values))
-
-
-def compile_decoder_layers(model: torch.nn.Module) -> None:
-    """`torch.compile` every decoder layer in place (regional compilation: the layers share one graph,
-    so compile time does not grow with depth); dynamic shapes, as micro-batch widths vary."""
-    layers = getattr(model.get_decoder(), "layers", None)
-    if layers is None:
-        raise ValueError("learner.compile_layers: the model's decoder has no `layers` list to compile")
-    for layer in layers:
-        layer.compile(dynamic=True)
-
-
-def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
-    """HF gradient checkpointing (`model.gradient_checkpointing`): each decoder layer's activations are
-    recomputed in the backward instead of kept from the forward: less memory, ~1/3 more compute."""
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.config.use_cache = False
-
 
 def logprob_metrics(mask: torch.Tensor, logp: torch.Tensor, entropy: torch.Tensor | None,
                     sampling_logp: torch.Tensor | None) -> dict[str, tuple[float, float]]:
@@ -339,16 +153,3 @@ def logprob_metrics(mask: torch.Tensor, logp: torch.Tensor, entropy: torch.Tenso
     if entropy is not None:
         out["rollout/entropy"] = (float((entropy.detach() * m).sum()), w)
     return out
-
-
-def _atomic_replace(tmp: Path, final: Path) -> None:
-    import shutil
-
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)

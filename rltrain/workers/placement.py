@@ -27,6 +27,7 @@ from rltrain.workers.colocated import ColocatedLearner
 from rltrain.workers.critic import Critic
 from rltrain.workers.group import RankGroup
 from rltrain.workers.net import free_port, node_endpoint
+from rltrain.workers.deepspeed_role import RankSpec
 from rltrain.workers.learner import Learner
 from rltrain.workers.reference import Reference
 from rltrain.workers.planner import Cluster, Plan
@@ -197,34 +198,40 @@ def start_actors(cfg: Config, plan: Plan, model_path: str, overlap: bool) -> Act
     engine = resolve_engine_name(cfg.rollout.engine, gpu_cluster)
     master = learner_rendezvous(pg, slots[("learner", 0)].bundle)
 
-    def worker_args(w: int) -> tuple:
+    def worker_kwargs(w: int) -> dict:
         options = engine_options(cfg, engine)
         if engine == "vllm" and options.get("gpu_memory_utilization") is None and w in plan.engine_memory:
             options["gpu_memory_utilization"] = plan.engine_memory[w]  # the plan's share of its GPU
-        return (model_path, engine, engine_dtype(cfg), cfg.trainer.seed * 100 + w, roll_threads, options)
+        return {"model_path": model_path, "engine": engine, "dtype": engine_dtype(cfg),
+                "seed": cfg.trainer.seed * 100 + w, "threads": roll_threads, "options": options}
 
-    def learner_args(r: int) -> tuple:
-        return (model_path, learner_cfg, r, n_learn, master, cfg.model.dtype, cfg.rollout.temperature,
-                cfg.algorithm.spec(), cfg.trainer.seed, cfg.model.gradient_checkpointing)
+    policy = {"temperature": cfg.rollout.temperature, "algorithm": cfg.algorithm.spec()}
+
+    def learner_spec(r: int) -> RankSpec:
+        return RankSpec(model_path=model_path, cfg=learner_cfg, rank=r, world_size=n_learn, master=master,
+                        dtype=cfg.model.dtype, seed=cfg.trainer.seed,
+                        gradient_checkpointing=cfg.model.gradient_checkpointing)
 
     colocated = cfg.placement == "colocated"
     learners = [
-        ray.remote(ColocatedLearner).options(**opts("learner", 0)).remote(learner_args(0), worker_args(0))
+        ray.remote(ColocatedLearner).options(**opts("learner", 0)).remote(learner_spec(0), **policy,
+                                                                           worker=worker_kwargs(0))
         if colocated and r == 0 else
-        ray.remote(Learner).options(**opts("learner", r)).remote(*learner_args(r))
+        ray.remote(Learner).options(**opts("learner", r)).remote(learner_spec(r), **policy)
         for r in range(n_learn)
     ]
 
     def spawn_worker(w: int):
-        return ray.remote(RolloutWorker).options(**opts("rollout", w)).remote(*worker_args(w))
+        return ray.remote(RolloutWorker).options(**opts("rollout", w)).remote(**worker_kwargs(w))
 
     workers = learners[:1] if colocated else [spawn_worker(w) for w in range(n_work)]
     reference = None
     if need_reference:
         reference = RankGroup([ray.remote(Reference).options(**opts("reference", 0)).remote(
-            cfg.reference.path or model_path, cfg.rollout.temperature, cfg.learner.micro_batch_size, cores,
-            cfg.learner.max_tokens_per_micro_batch, cfg.model.dtype, cfg.learner.attn_implementation,
-            cfg.learner.share_prompts)])
+            model_path=cfg.reference.path or model_path, temperature=cfg.rollout.temperature,
+            micro_batch_size=cfg.learner.micro_batch_size, threads=cores,
+            max_tokens_per_micro_batch=cfg.learner.max_tokens_per_micro_batch, dtype=cfg.model.dtype,
+            attn_implementation=cfg.learner.attn_implementation, share_prompts=cfg.learner.share_prompts)])
     critic = _start_critic(cfg, model_path, opts, pg, slots, learn_threads) if need_critic else None
     roles = [(role, rank) for role, rank in slots]
     group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,
@@ -240,8 +247,9 @@ def _start_critic(cfg: Config, model_path: str, opts: Callable[[str, int], dict]
     cc = cfg.critic
     critic_cfg = cc.model_copy(update={"threads": cc.threads or threads})
     return RankGroup([ray.remote(Critic).options(**opts("critic", r)).remote(
-        cc.path or model_path, critic_cfg, r, cc.num_ranks, master, cfg.model.dtype, cfg.rollout.temperature,
-        {"value_clip": cc.value_clip}, cfg.trainer.seed, False) for r in range(cc.num_ranks)])
+        RankSpec(model_path=cc.path or model_path, cfg=critic_cfg, rank=r, world_size=cc.num_ranks, master=master,
+                 dtype=cfg.model.dtype, seed=cfg.trainer.seed), value_clip=cc.value_clip)
+        for r in range(cc.num_ranks)])
 
 
 def replace_worker(group: Actors, i: int) -> None:

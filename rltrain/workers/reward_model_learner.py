@@ -16,7 +16,7 @@ import torch
 
 from algorithms.ppo import bradley_terry_loss
 from algorithms.stages.base import wmean
-from rltrain.workers.learner import Learner
+from rltrain.workers.deepspeed_role import DeepSpeedRole
 
 
 @dataclass
@@ -40,8 +40,8 @@ class PairBatch:
         return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
 
 
-class RewardModelLearner(Learner):
-    """One reward-model rank; `algo_spec` is unused (the objective is Bradley-Terry)."""
+class RewardModelLearner(DeepSpeedRole):
+    """One reward-model rank: a sequence classifier with one output trained on Bradley-Terry pairs."""
 
     def _build_model(self, model_path: str) -> torch.nn.Module:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -52,9 +52,6 @@ class RewardModelLearner(Learner):
             tok = AutoTokenizer.from_pretrained(model_path)
             model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         return model
-
-    def set_algorithm(self, algo_spec: dict) -> None:
-        pass
 
     def _scores(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         width = int(mask.sum(-1).max())

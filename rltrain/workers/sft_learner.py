@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from algorithms.stages.base import wmean
-from rltrain.workers.learner import Learner
+from rltrain.workers.deepspeed_role import DeepSpeedRole, RankSpec
 from rltrain.workers.logprobs import HEAD_CHUNK_TOKENS, _chunked_head
 
 __all__ = ["SFTLearner", "TokenBatch", "token_logprobs"]
@@ -59,14 +59,13 @@ def token_logprobs(model: torch.nn.Module, mb: TokenBatch, packed: bool) -> tupl
     return logp, (rows, cols)
 
 
-class SFTLearner(Learner):
-    """One SFT rank; `algo_spec` is unused (the objective is cross-entropy). `packed` rows (see the module
-    docstring) are told apart by their position ids."""
+class SFTLearner(DeepSpeedRole):
+    """One SFT rank (cross-entropy on the marked tokens). `packed` rows (see the module docstring) are told
+    apart by their position ids."""
 
-    packed = False
-
-    def set_algorithm(self, algo_spec: dict) -> None:
-        self.packed = bool(algo_spec.get("packed", False))
+    def __init__(self, spec: RankSpec, *, packed: bool = False) -> None:
+        super().__init__(spec)
+        self.packed = bool(packed)
 
     def _micro_loss(self, mb: TokenBatch) -> tuple[torch.Tensor, dict]:
         logp, where = token_logprobs(self.engine, mb, self.packed)

@@ -16,6 +16,7 @@ from algorithms import RolloutBatch
 from rltrain.config.schema import LearnerConfig
 from rltrain.driver.trainer import update_minibatch
 from rltrain.workers.group import RankGroup
+from rltrain.workers.deepspeed_role import RankSpec
 from rltrain.workers.learner import Learner
 from rltrain.workers.logprobs import pack_rows
 from rltrain.workers.net import free_port
@@ -47,7 +48,8 @@ def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool
                         share_prompts=share_prompts)
     port = free_port()
     return RankGroup([ray.remote(Learner).options(num_cpus=0.5).remote(
-        model, cfg, r, ranks, ("127.0.0.1", port), "float32", 1.0, spec, 0, checkpointing) for r in range(ranks)])
+        RankSpec(model_path=model, cfg=cfg, rank=r, world_size=ranks, master=("127.0.0.1", port),
+                 gradient_checkpointing=checkpointing), temperature=1.0, algorithm=spec) for r in range(ranks)])
 
 
 def _logprobs(learners: RankGroup, batch: RolloutBatch) -> torch.Tensor:
@@ -183,8 +185,8 @@ def test_critic_value_loss_is_invariant_to_micro_batch_and_rank_splits(ray_sessi
         cfg = CriticConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1)
         port = free_port()
         return RankGroup([ray.remote(Critic).options(num_cpus=0.5).remote(
-            default_model, cfg, r, ranks, ("127.0.0.1", port), "float32", 1.0, {"value_clip": 0.2}, 0, False)
-            for r in range(ranks)])
+            RankSpec(model_path=default_model, cfg=cfg, rank=r, world_size=ranks, master=("127.0.0.1", port)),
+            value_clip=0.2) for r in range(ranks)])
 
     one, two = critics(1, 0), critics(2, 2)
     try:
