@@ -43,7 +43,8 @@ from rltrain.driver.tracking import Tracker
 from rltrain.driver.update import update_minibatch
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
-from rltrain.workers.placement import cluster_of_ray, describe_placement, replace_worker, start_actors, stop_actors
+from rltrain.workers.actor_set import ActorSet
+from rltrain.workers.placement import cluster_of_ray, describe_placement
 from rltrain.workers.planner import plan
 from rltrain.workers.sync_strategies import PlannedSync
 from rltrain.workers.sharding import minibatch_slices, shard_for_ranks
@@ -62,8 +63,7 @@ class Trainer:
         if not ray.is_initialized():
             ray.init(**_ray_init_kwargs(cfg))
         self.plan = plan(cfg, cluster_of_ray(), self.algo.needs(BatchField.REF_LOGP), self.algo.needs(BatchField.VALUES))
-        self.start_args = (cfg, self.plan, self.files.model_path, schedule_cls.overlaps_generation(cfg))
-        self.actors = start_actors(*self.start_args)
+        self.actors = ActorSet(cfg, self.plan, self.files.model_path, schedule_cls.overlaps_generation(cfg))
         if len(ray.nodes()) > 1:
             print("[rltrain] placement: " + "; ".join(describe_placement(self.actors)), flush=True)
         self.sync = PlannedSync(self.plan, cfg.sync.verify)
@@ -93,7 +93,7 @@ class Trainer:
         algo = algorithms.build_driver(spec)
         if algo.needs(BatchField.REF_LOGP) and self.actors.reference is None:
             raise ValueError("algorithm needs reference log-probs but this run started without a reference actor")
-        self.actors.learners.call("set_algorithm", spec)
+        self.actors.set_algorithm(spec)  # kept by the actor set: a restart brings it back
         self.algo = self.schedule.collector.algo = algo
 
     # ----- the loop -------------------------------------------------------------------------
@@ -129,7 +129,7 @@ class Trainer:
         try:
             self._run_step()
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
-            if not recovery.core_actor_died(self.actors):
+            if not self.actors.core_actor_died():
                 raise
             self.actor_restarts += 1
             if self.actor_restarts > self.cfg.trainer.max_restarts:
@@ -269,12 +269,12 @@ class Trainer:
         try:
             out = self.sync.push(self.actors, self.version, bucket, engine_dtype(self.cfg))
         except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError):
-            dead = recovery.dead_rollout_workers(self.actors)
+            dead = self.actors.dead_rollout_workers()
             if not dead:
                 raise
             for i in dead:  # fresh workers, then their groups anew and one push for all of them
                 self.worker_restarts += 1
-                replace_worker(self.actors, i)
+                self.actors.replace_worker(i)
             self.sync.worker_replaced(self.actors, dead, self.cfg.sync.timeout_s)
             return self._push_weights()
         seconds = out["timing_s/weight_sync"]
@@ -291,7 +291,7 @@ class Trainer:
     def replace_worker(self, i: int) -> None:
         """A fresh rollout worker i in place of the old one (killed if it still lives), on the current
         weights and version; its weight-sync group (if its method has one) is formed anew first."""
-        replace_worker(self.actors, i)
+        self.actors.replace_worker(i)
         self.sync.worker_replaced(self.actors, [i], self.cfg.sync.timeout_s)
         self._push_weights()
         print(f"[rltrain] rollout worker {i} replaced and synced to weight version {self.version}", flush=True)
@@ -357,7 +357,7 @@ class Trainer:
     def close(self) -> None:
         self.tracker.finish()
         self.sync.close()
-        stop_actors(self.actors)
+        self.actors.stop()
 
     @contextmanager
     def _timer(self, name: str, accumulate: bool = False) -> Iterator[None]:

@@ -1,4 +1,5 @@
-"""Starts the Ray actors of a run where its placement plan (rltrain/workers/planner.py) puts them.
+"""Where the Ray actors of a run go: its placement plan (rltrain/workers/planner.py) as a placement group,
+each actor's slot in it and its Ray options (rltrain/workers/actor_set.py starts the actors there).
 
 `plan_bundles` turns the plan into one placement group: on a CPU cluster a bundle per actor (learner
 ranks, rollout workers, the reference, critic ranks) splitting the declared CPUs; with GPUs a bundle
@@ -14,40 +15,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
 
 import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
-from rltrain.config import Config, engine_dtype, engine_options
-from rltrain.engines import resolve_engine_name
-from rltrain.workers.colocated import ColocatedLearner
-from rltrain.workers.critic import Critic
+from rltrain.config import Config
 from rltrain.workers.group import RankGroup
 from rltrain.workers.net import free_port, node_endpoint
-from rltrain.workers.deepspeed_role import RankSpec
-from rltrain.workers.learner import Learner
-from rltrain.workers.reference import Reference
 from rltrain.workers.planner import Cluster, Plan
-from rltrain.workers.rollout_worker import RolloutWorker
-
-
-@dataclass
-class Actors:
-    """The actors of a run: learner ranks, rollout workers and the optional reference, as groups."""
-
-    learners: RankGroup
-    workers: RankGroup
-    reference: RankGroup | None
-    pg: object
-    owns_pg: bool = True  # False: the caller's placement group (a sweep trial's), left to the caller
-    colocated: bool = False  # the rollout group's only member is learner rank 0
-    spawn_worker: Callable[[int], Any] | None = None  # a fresh rollout worker i in worker i's bundle
-    roles: list[tuple[str, int]] = field(default_factory=list)  # (role, index) of each actor, in plan order
-    critic: RankGroup | None = None  # PPO's value model ranks, when the algorithm reads values
-    slots: dict = field(default_factory=dict)  # (role, index) -> its Slot (bundle, CPUs, GPU fraction)
 
 
 def actor_roles(cfg: Config, need_reference: bool, need_critic: bool = False) -> list[str]:
@@ -126,8 +103,9 @@ def learner_rendezvous(pg: object, bundle: int) -> tuple[str, int]:
     return tuple(RankGroup.gather([task.remote()])[0])
 
 
-def describe_placement(group: "Actors") -> list[str]:
-    """One line per actor: its role and the node (address, id prefix) its bundle landed on."""
+def describe_placement(group) -> list[str]:
+    """One line per actor of `group` (an ActorSet): its role and the node (address, id prefix) its bundle
+    landed on."""
     nodes = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in _alive_nodes()}
     where = bundle_nodes(group.pg)
     return [f"{role} {i}: node {nodes.get(where[group.slots[(role, i)].bundle], '?')} "
@@ -146,7 +124,7 @@ def cpu_threads(cfg: Config, overlap: bool, cores: int | None = None) -> tuple[i
     return cfg.learner.threads or learn, cfg.rollout.threads or roll
 
 
-def _placement(plan: Plan, cfg: Config) -> tuple[object, list[dict], dict[tuple[str, int], Slot], bool]:
+def place(plan: Plan, cfg: Config) -> tuple[object, list[dict], dict[tuple[str, int], Slot], bool]:
     """(placement group, its bundles, each actor's slot, whether the run owns the group). A run inside its caller's group (a sweep trial's: a head bundle plus one per actor,
     CPU only) uses bundles 1..n in the plan's order."""
     enclosing = ray.util.get_current_placement_group()
@@ -170,104 +148,10 @@ def _placement(plan: Plan, cfg: Config) -> tuple[object, list[dict], dict[tuple[
     return pg, bundles, slots, True
 
 
-def _options(pg: object, slot: Slot, env: dict, gpu_cluster: bool) -> dict:
+def actor_options(pg: object, slot: Slot, env: dict, gpu_cluster: bool) -> dict:
     """Ray options of an actor in its slot; a CPU-only actor on a GPU cluster is kept from seeing any GPU
     (Ray 2.60 no longer hides GPUs from actors that ask for none)."""
     if gpu_cluster and slot.num_gpus == 0:
         env = {"env_vars": {**env["env_vars"], "CUDA_VISIBLE_DEVICES": ""}}
     return {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus, "runtime_env": env,
             "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=slot.bundle)}
-
-
-def start_actors(cfg: Config, plan: Plan, model_path: str, overlap: bool) -> Actors:
-    """Place and start every actor of the plan; returns once the rollout engines are up (start-up errors
-    surface here)."""
-    n_learn, n_work = cfg.learner.num_ranks, cfg.rollout.num_workers
-    need_reference, need_critic = bool(plan.of("reference")), bool(plan.of("critic"))
-    pg, bundles, slots, owns_pg = _placement(plan, cfg)
-    gpu_cluster = plan.cluster.gpus > 0
-    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false",
-                        "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}}
-
-    def opts(role: str, rank: int) -> dict:
-        return _options(pg, slots[(role, rank)], env, gpu_cluster)
-
-    cores = os.cpu_count() or 2
-    learn_threads, roll_threads = cpu_threads(cfg, overlap, cores)
-    learner_cfg = cfg.learner.model_copy(update={"threads": learn_threads})
-    engine = resolve_engine_name(cfg.rollout.engine, gpu_cluster)
-    master = learner_rendezvous(pg, slots[("learner", 0)].bundle)
-
-    def worker_kwargs(w: int) -> dict:
-        options = engine_options(cfg, engine)
-        if engine == "vllm" and options.get("gpu_memory_utilization") is None and w in plan.engine_memory:
-            options["gpu_memory_utilization"] = plan.engine_memory[w]  # the plan's share of its GPU
-        return {"model_path": model_path, "engine": engine, "dtype": engine_dtype(cfg),
-                "seed": cfg.trainer.seed * 100 + w, "threads": roll_threads, "options": options}
-
-    policy = {"temperature": cfg.rollout.temperature, "algorithm": cfg.algorithm.spec()}
-
-    def learner_spec(r: int) -> RankSpec:
-        return RankSpec(model_path=model_path, cfg=learner_cfg, rank=r, world_size=n_learn, master=master,
-                        dtype=cfg.model.dtype, seed=cfg.trainer.seed,
-                        gradient_checkpointing=cfg.model.gradient_checkpointing)
-
-    colocated = cfg.placement == "colocated"
-    learners = [
-        ray.remote(ColocatedLearner).options(**opts("learner", 0)).remote(learner_spec(0), **policy,
-                                                                           worker=worker_kwargs(0))
-        if colocated and r == 0 else
-        ray.remote(Learner).options(**opts("learner", r)).remote(learner_spec(r), **policy)
-        for r in range(n_learn)
-    ]
-
-    def spawn_worker(w: int):
-        return ray.remote(RolloutWorker).options(**opts("rollout", w)).remote(**worker_kwargs(w))
-
-    workers = learners[:1] if colocated else [spawn_worker(w) for w in range(n_work)]
-    reference = None
-    if need_reference:
-        reference = RankGroup([ray.remote(Reference).options(**opts("reference", 0)).remote(
-            model_path=cfg.reference.path or model_path, temperature=cfg.rollout.temperature,
-            micro_batch_size=cfg.learner.micro_batch_size, threads=cores,
-            max_tokens_per_micro_batch=cfg.learner.max_tokens_per_micro_batch, dtype=cfg.model.dtype,
-            attn_implementation=cfg.learner.attn_implementation, share_prompts=cfg.learner.share_prompts)])
-    critic = _start_critic(cfg, model_path, opts, pg, slots, learn_threads) if need_critic else None
-    roles = [(role, rank) for role, rank in slots]
-    group = Actors(RankGroup(learners), RankGroup(workers), reference, pg, owns_pg, colocated,
-                   None if colocated else spawn_worker, roles, critic, slots)
-    group.workers.call("get_version")  # surface start-up errors early
-    return group
-
-
-def _start_critic(cfg: Config, model_path: str, opts: Callable[[str, int], dict], pg: object,
-                  slots: dict[tuple[str, int], Slot], threads: int) -> RankGroup:
-    """The critic's ranks (a DeepSpeed world of their own, meeting at critic rank 0's node)."""
-    master = learner_rendezvous(pg, slots[("critic", 0)].bundle)
-    cc = cfg.critic
-    critic_cfg = cc.model_copy(update={"threads": cc.threads or threads})
-    return RankGroup([ray.remote(Critic).options(**opts("critic", r)).remote(
-        RankSpec(model_path=cc.path or model_path, cfg=critic_cfg, rank=r, world_size=cc.num_ranks, master=master,
-                 dtype=cfg.model.dtype, seed=cfg.trainer.seed), value_clip=cc.value_clip)
-        for r in range(cc.num_ranks)])
-
-
-def replace_worker(group: Actors, i: int) -> None:
-    """Kill rollout worker i (if it still lives) and start a fresh one in its bundle; the caller
-    syncs its weights (and, with the collective sync, re-forms the group)."""
-    if group.spawn_worker is None:
-        raise RuntimeError("colocated placement: the engine lives in learner rank 0 and cannot be replaced alone")
-    ray.kill(group.workers.actors[i])
-    group.workers.actors[i] = group.spawn_worker(i)
-    RankGroup([group.workers.actors[i]]).call("get_version")  # surface start-up errors
-
-
-def stop_actors(group: Actors) -> None:
-    group.learners.kill()
-    if not group.colocated:
-        group.workers.kill()
-    for optional in (group.reference, group.critic):
-        if optional is not None:
-            optional.kill()
-    if group.owns_pg:
-        ray.util.remove_placement_group(group.pg)

@@ -48,16 +48,21 @@ def _learner_cfg(tmp_path, default_model, **over):
 
 
 def test_a_killed_learner_restarts_every_actor_from_the_last_checkpoint(tmp_path, ray_session, default_model):
+    """...with the algorithm the run was using: set on the live actors (GRPO's config swapped for Dr.GRPO,
+    which has no KL term), the restarted learners run it too (with the config's GRPO their loss would log
+    the KL term, and want reference log-probs the driver no longer computes)."""
     trainer = Trainer(_learner_cfg(tmp_path, default_model))
     try:
+        trainer.set_algorithm({"preset": "dr_grpo"})
         trainer._run_step_or_recover()  # step 1, checkpointed
         saved = trainer.actors.learners.call("param_checksum")[0]
         old = list(trainer.actors.learners)
         ray.kill(old[0])
         trainer._run_step_or_recover()  # step 2 fails: every actor restarts from the checkpoint of step 1
         assert trainer.actor_restarts == 1 and trainer.step_idx == 1
-        trainer._run_step_or_recover()  # and the loop runs step 2 again
-        assert trainer.step_idx == 2
+        metrics = trainer.step()  # and the loop runs step 2 again, with Dr.GRPO on the fresh learners
+        assert trainer.step_idx == 2 and "actor/kl_loss" not in metrics and "actor/pg_loss" in metrics
+        trainer.save()
         assert trainer.actors.learners[0] is not old[0]
         assert trainer.actors.learners.call("param_checksum")[0] != saved  # step 2 trained on the restored weights
         ckpt = tmp_path / "learner" / "checkpoints" / "step_2"
