@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None)
     parser.add_argument("--dpi", type=int, default=90, help="resolution (the figure is 16 x 8.5 inches)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from rltrain.driver.report import read_metrics, write_report
+    from rltrain.driver.reporting.report import read_metrics, write_report
 
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"--labels has {len(args.labels)} names for {len(args.runs)} runs")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib
 
-# trainer.schedule: registered name -> "module:Class" (rltrain/driver/schedules.py); the config checks
+# trainer.schedule: registered name -> "module:Class" (rltrain/driver/flow/schedules.py); the config checks
 # names here without importing the driver
 SCHEDULES: dict[str, str] = {
-    "sync": "rltrain.driver.schedules:SyncSchedule",
-    "async": "rltrain.driver.schedules:AsyncSchedule",
-    "one_step_off": "rltrain.driver.schedules:OneStepOffSchedule",
-    "replay": "rltrain.driver.schedules:ReplaySchedule",
+    "sync": "rltrain.driver.flow.schedules:SyncSchedule",
+    "async": "rltrain.driver.flow.schedules:AsyncSchedule",
+    "one_step_off": "rltrain.driver.flow.schedules:OneStepOffSchedule",
+    "replay": "rltrain.driver.flow.schedules:ReplaySchedule",
 }
 
 

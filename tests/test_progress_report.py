@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rltrain.driver.progress import Progress, bar, format_duration
-from rltrain.driver.report import png_text, read_metrics, write_report
+from rltrain.driver.reporting.progress import Progress, bar, format_duration
+from rltrain.driver.reporting.report import png_text, read_metrics, write_report
 
 
 class Clock:
@@ -118,7 +118,7 @@ def test_png_text_refuses_a_file_that_is_not_a_png(tmp_path):
 
 
 def test_running_mean_and_window_by_hand():
-    from rltrain.driver.report import running_mean, smoothing_window
+    from rltrain.driver.reporting.report import running_mean, smoothing_window
 
     assert running_mean([1.0, 2.0, 3.0, 4.0], 2) == [1.0, 1.5, 2.5, 3.5]
     assert running_mean([3.0, 6.0, 9.0], 3) == [3.0, 4.5, 6.0]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from algorithms import RolloutBatch
-from rltrain.driver.replay import ReplayBuffer, replay_batch
+from rltrain.driver.flow.replay import ReplayBuffer, replay_batch
 from rltrain.workers.logprobs import pack_rows
 
 

@@ -118,7 +118,7 @@ def test_ranks_get_equal_micro_batch_counts_padded_with_zero_weight_rows():
 
 def test_cpu_threads_split_cores_only_when_phases_overlap():
     from rltrain.config import load
-    from rltrain.driver.schedules import schedule_class
+    from rltrain.driver.flow.schedules import schedule_class
     from rltrain.workers.placement import cpu_threads
 
     def overlap(cfg):
@@ -165,7 +165,7 @@ def test_gradient_checkpointing_keeps_less_for_backward_and_the_same_gradient(de
 def test_reward_runner_weights_parts_and_drops_unscored_samples():
     from rltrain.config import load
     from rltrain.data import PromptRow
-    from rltrain.driver.rewards import RewardRunner
+    from rltrain.driver.flow.rewards import RewardRunner
 
     cfg = load(None, ["reward.functions=[{name: exact_match}, {name: overlong, weight: 0.5, "
                       "params: {max_length: 4, cache_length: 2}}]"])
@@ -180,7 +180,7 @@ def test_reward_runner_weights_parts_and_drops_unscored_samples():
 def test_chat_observation_wrapper_is_what_the_template_puts_around_a_tool_message():
     from transformers import AutoTokenizer
 
-    from rltrain.driver.multiturn import chat_observation_wrapper
+    from rltrain.driver.flow.multiturn import chat_observation_wrapper
     from rltrain.toy.tiny_model import build_tokenizer
 
     import tempfile
@@ -408,7 +408,7 @@ def test_lora_merged_params_equal_peft_merge_under_plain_names(default_model):
 def test_signal_frac_counts_groups_with_a_reward_spread():
     """data/signal_frac = groups whose scored samples differ; a group with one scored sample has no spread."""
     from rltrain.data import PromptRow
-    from rltrain.driver.rollout import Record, rollout_metrics
+    from rltrain.driver.flow.rollout import Record, rollout_metrics
 
     row = PromptRow(prompt="q", answer="a", key="k")
     rewards = {0: [1.0, 0.0], 1: [0.0, 0.0], 2: [1.0, 1.0], 3: [1.0, None]}

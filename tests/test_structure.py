@@ -53,6 +53,13 @@ FORBIDDEN = {
     "config": ("rltrain.workers", "ray", "rltrain.driver"),
     "envs": ("rltrain.driver", "rltrain.workers", "rltrain.engines", "ray"),
 }
+# driver/'s rooms sit under its loop: none imports the loop's modules or another room
+_LOOP = tuple(f"rltrain.driver.{m}" for m in ("trainer", "update", "critic", "run_setup", "sweep"))
+FORBIDDEN.update({
+    "driver/flow": _LOOP + ("rltrain.driver.recovery", "rltrain.driver.reporting"),
+    "driver/recovery": _LOOP + ("rltrain.driver.flow", "rltrain.driver.reporting"),
+    "driver/reporting": _LOOP + ("rltrain.driver.flow", "rltrain.driver.recovery"),
+})
 
 
 @pytest.mark.parametrize("room", sorted(FORBIDDEN))

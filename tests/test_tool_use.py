@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rltrain.data import PromptRow
-from rltrain.driver.chat_check import conversation, template_mismatch
+from rltrain.driver.flow.chat_check import conversation, template_mismatch
 from rltrain.envs.base import Turn
 from rltrain.envs.code_interpreter import CodeInterpreterEnv, cell_program, parse_code_turn
 

@@ -130,8 +130,8 @@ def corrupt_checkpoint(steps: int) -> dict:
 
 
 def disk_full(steps: int) -> dict:
-    from rltrain.driver import checkpoint
-    from rltrain.driver.checkpoint import CheckpointError
+    from rltrain.driver.recovery import checkpoint
+    from rltrain.driver.recovery.checkpoint import CheckpointError
 
     t = _trainer("diskfull", steps)
     try:

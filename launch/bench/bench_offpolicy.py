@@ -9,7 +9,7 @@ Variants (each one `python launch/grpo.py` run with the overrides listed in VARI
 - bapo_stale{2,4,8} / ppo_stale{2,4,8}: k optimizer updates per rollout batch (learner.mini_batches=k,
   BAPO's "staleness k"), BAPO's adaptive bounds vs the same stages with fixed PPO clipping [0.8, 1.2];
 - partial{2,4}: partial rollouts, at most 2 / 4 new tokens per sample per round (of 8), the rest
-  resumed in later rounds or steps (rltrain/driver/partial.py).
+  resumed in later rounds or steps (rltrain/driver/flow/partial.py).
 Per run: test pass@1 every --eval-every steps against generated samples and wall time, entropy over
 training, the mechanism's metrics (clip fractions, ppo_kl, ratio max, BAPO bounds, staleness, replay).
 Writes <out>.json (compact) and the table into <out>.md between `<!-- bench:begin -->` / `<!-- bench:end -->`.

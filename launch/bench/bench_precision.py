@@ -42,7 +42,7 @@ def sample_batches(model_dir: str, n_prompts: int, seed: int, group_size: int, t
     from rltrain.data import rows_from_dicts
     from rltrain.data.datasets import render_prompt
     from rltrain.data.word_problems import make_word_problem_rows
-    from rltrain.driver.rollout import Record, to_batch
+    from rltrain.driver.flow.rollout import Record, to_batch
     from rltrain.engines.base import SamplingConfig
     from rltrain.engines.transformers_engine import TransformersEngine
 

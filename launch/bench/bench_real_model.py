@@ -48,7 +48,7 @@ def _alt_eval(trainer) -> float:
     """pass@1 on the run's task (word_problems or arithmetic) phrased unlike its training prompts (test_alt)."""
     from rltrain.data import rows_from_dicts
     from rltrain.data.chat_tasks import ALT_SPLIT_TASKS, chat_task_rows
-    from rltrain.driver.evaluation import evaluate
+    from rltrain.driver.flow.evaluation import evaluate
 
     ec, task = trainer.cfg.eval, trainer.cfg.data.task
     if task not in ALT_SPLIT_TASKS:

@@ -85,7 +85,7 @@ class RolloutConfig(Section):
     # dynamic sampling: a refill round generates this many times the groups still missing (extra kept groups
     # are dropped), so fewer rounds of small batches are needed when most groups are filtered out
     refill_oversample: float = Field(1.0, ge=1.0)
-    # partial rollouts (rltrain/driver/partial.py): 0 = off; c > 0 = each round gives a sample at most c new
+    # partial rollouts (rltrain/driver/flow/partial.py): 0 = off; c > 0 = each round gives a sample at most c new
     # tokens, unfinished samples resume next step (after the weight sync) from their token ids
     partial_tokens: int = Field(0, ge=0)
     threads: int = Field(0, ge=0)  # torch threads per rollout worker on CPU; 0 = auto (see rltrain/workers)
@@ -217,7 +217,7 @@ class LoggingConfig(Section):
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: offline without a key
     wandb_group: str | None = None  # W&B group (a sweep puts its trials in one)
     console: bool = True  # progress on the console: a live bar on a terminal, one line per step elsewhere
-    report: bool = True   # write runs/<run>/report.png at the end (rltrain/driver/report.py)
+    report: bool = True   # write runs/<run>/report.png at the end (rltrain/driver/reporting/report.py)
 
 
 class ReplayConfig(Section):
@@ -246,7 +246,7 @@ class TrainerConfig(Section):
     # sync: generate, then update, one phase at a time. async: generation runs up to max_staleness
     # weight versions ahead (stale batches train against their behaviour log-probs; on CPU the
     # cores are split between rollout and learner actors); one_step_off = async with k = 1.
-    # Or an import path pkg.mod:Class (see rltrain/driver/schedules.py).
+    # Or an import path pkg.mod:Class (see rltrain/driver/flow/schedules.py).
     schedule: str = "sync"
     max_staleness: int = Field(1, ge=0)  # async: generation runs up to k weight versions ahead (0 = sync)
 
@@ -260,7 +260,7 @@ class TrainerConfig(Section):
 
 
 class EnvConfig(Section):
-    """Multi-turn rollouts (rltrain/driver/multiturn.py): `name: null` = single-turn generation. A
+    """Multi-turn rollouts (rltrain/driver/flow/multiturn.py): `name: null` = single-turn generation. A
     registered environment (`search`) or an import path `pkg.mod:Class` following
     `rltrain.envs.base.Environment`; `options` reach its constructor. A turn ends at EOS, at one of the
     `stop` strings (each one token) or after `turn_tokens`; observations are appended as token ids and
@@ -278,7 +278,7 @@ class EnvConfig(Section):
     # template (rendered once at start), ending with the next assistant turn's generation prompt
     observation_format: Literal["plain", "chat"] = "plain"
     # chat episodes: compare the trained ids with the chat template's render of the whole conversation
-    # (rltrain/driver/chat_check.py): warn = the metric multiturn/template_mismatch, stop = end the run
+    # (rltrain/driver/flow/chat_check.py): warn = the metric multiturn/template_mismatch, stop = end the run
     template_check: Literal["off", "warn", "stop"] = "warn"
 
     @field_validator("name")

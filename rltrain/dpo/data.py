@@ -45,7 +45,7 @@ def render_side(tokenizer: Any, prompt: Any, completion: Any) -> tuple[str, str,
 def split_side(tokenizer: Any, prompt: Any, completion: Any, where: str) -> Side:
     """(prompt ids, completion ids) of one side, by the checked prefix split (module docstring)."""
     head, full, templated = render_side(tokenizer, prompt, completion)
-    special = isinstance(prompt, str)  # as the rollout tokenizes prompts (rltrain/driver/rollout.py)
+    special = isinstance(prompt, str)  # as the rollout tokenizes prompts (rltrain/driver/flow/rollout.py)
     p = tokenizer(head, add_special_tokens=special)["input_ids"]
     ids = tokenizer(full, add_special_tokens=special)["input_ids"]
     if ids[:len(p)] != p:

@@ -25,7 +25,7 @@ import torch
 from rltrain.config.dpo import DPOConfig
 from rltrain.dpo.data import encode_pairs, pack_pairs, reference_rows, summed
 from rltrain.dpo.losses import NEEDS_REFERENCE
-from rltrain.driver import checkpoint
+from rltrain.driver.recovery import checkpoint
 from rltrain.rm.train import _pairs, rank_shards
 
 
@@ -112,7 +112,7 @@ class DPOTrainer:
         self.eval_before: dict[str, float] | None = None
         wandb_id = self.restore(resume_from) if resume_from else None
         from rltrain.config.schema import LoggingConfig
-        from rltrain.driver.tracking import Tracker
+        from rltrain.driver.reporting.tracking import Tracker
 
         lc = cfg.logging
         self.tracker = Tracker(LoggingConfig(wandb=lc.wandb, wandb_project=lc.wandb_project, wandb_mode=lc.wandb_mode,
@@ -238,7 +238,7 @@ class DPOTrainer:
     def _print_step(self, m: dict[str, float], t_start: float) -> None:
         if not self.cfg.logging.console:
             return
-        from rltrain.driver.progress import format_duration
+        from rltrain.driver.reporting.progress import format_duration
 
         now, total = time.perf_counter(), self.cfg.train.steps
         if self._first_step is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from rltrain.driver import checkpoint
+from rltrain.driver.recovery import checkpoint
 from rltrain.config import Config, to_dict
 from rltrain.config.errors import ConfigError
 from rltrain.data import PromptRow, PromptSampler, load_prompts, rows_from_dicts

@@ -192,7 +192,7 @@ def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
 
 
 def write_summary(out_dir: Path, sweep: SweepConfig, rows: list[dict[str, Any]], wall_s: float) -> Path:
-    from rltrain.driver.report import read_metrics, write_report
+    from rltrain.driver.reporting.report import read_metrics, write_report
 
     sign = 1 if sweep.mode == "max" else -1
     scored = [r for r in rows if r["best"] is not None]

@@ -1,7 +1,7 @@
 """The trainer loop (the driver). One step follows the data path of DESIGN.md:
 
     schedule.next_batch: prompts -> rollout workers (n samples, token ids + sampling log-probs)
-        -> rewards -> data policy (refill)                                    [rltrain.driver.collector]
+        -> rewards -> data policy (refill)                                    [rltrain.driver.flow.collector]
     -> log-prob passes on demand: learners' old log-probs / entropy, reference log-probs
     -> algorithm driver part: advantages, token selection, global loss weights       [algorithms]
     -> learners: per mini-batch (driver hook, then) micro-batched backward + optimizer step
@@ -27,19 +27,19 @@ import algorithms
 from algorithms import BatchField, RolloutBatch, StepPlan
 from rltrain.config import Config, to_dict
 from rltrain.config import engine_dtype
-from rltrain.driver import checkpoint, recovery
-from rltrain.driver.collector import BatchCollector
 from rltrain.driver.critic import critic_values, policy_frozen, update_critic
-from rltrain.driver.evaluation import evaluate
-from rltrain.driver.gt_probs import gt_probs_from_logprobs, teacher_queries
-from rltrain.driver.multiturn import MultiTurnRollout
-from rltrain.driver.preemption import StopRequests
-from rltrain.driver.rewards import RewardRunner
-from rltrain.driver.rollout import Rollout
+from rltrain.driver.flow.collector import BatchCollector
+from rltrain.driver.flow.evaluation import evaluate
+from rltrain.driver.flow.gt_probs import gt_probs_from_logprobs, teacher_queries
+from rltrain.driver.flow.multiturn import MultiTurnRollout
+from rltrain.driver.flow.rewards import RewardRunner
+from rltrain.driver.flow.rollout import Rollout
+from rltrain.driver.flow.schedules import schedule_class
+from rltrain.driver.recovery import checkpoint, restart
+from rltrain.driver.recovery.preemption import StopRequests
+from rltrain.driver.reporting.report import write_run_report
+from rltrain.driver.reporting.tracking import Tracker
 from rltrain.driver.run_setup import RunFiles, prepare_run
-from rltrain.driver.schedules import schedule_class
-from rltrain.driver.report import write_run_report
-from rltrain.driver.tracking import Tracker
 from rltrain.driver.update import update_minibatch
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup
@@ -136,7 +136,7 @@ class Trainer:
                 raise RuntimeError(f"a learner rank or the reference died ({self.actor_restarts} times, trainer."
                                    f"max_restarts={self.cfg.trainer.max_restarts}); resume from the last complete "
                                    f"checkpoint with --resume {self.files.run_dir}") from e
-            recovery.restart_actors(self)
+            restart.restart_actors(self)
 
     def _run_step(self) -> None:
         """One step of `run`: the step, an evaluation when due, the log line, a checkpoint when due."""
@@ -164,7 +164,7 @@ class Trainer:
                     metrics.update(self.update(batch))
                 if self.actors.critic is not None:
                     metrics.update(update_critic(self.actors.critic, batch, self.cfg.critic))
-            recovery.count_skipped(self, metrics.pop("faults/skipped", 0.0))
+            restart.count_skipped(self, metrics.pop("faults/skipped", 0.0))
             with self._timer("weight_sync_total"):
                 metrics.update(self.sync_weights())
         metrics.update({f"timing_s/{k}": v for k, v in self.timings.items()})
@@ -229,7 +229,7 @@ class Trainer:
         return out
 
     def ground_truth_probs(self, batch: RolloutBatch) -> torch.Tensor:
-        """IGPO's p_k for every row and turn, teacher-forced on the learners (rltrain/driver/gt_probs.py)."""
+        """IGPO's p_k for every row and turn, teacher-forced on the learners (rltrain/driver/flow/gt_probs.py)."""
         queries, where, n_turns = teacher_queries(batch)
         if queries is None:
             return torch.full((len(batch), n_turns), float("nan"))

@@ -65,7 +65,7 @@ class SFTTrainer:
     def __init__(self, cfg: SFTConfig) -> None:
         from transformers import AutoTokenizer
 
-        from rltrain.driver import checkpoint
+        from rltrain.driver.recovery import checkpoint
 
         self.cfg = cfg
         self.model_path = self._model_path()
@@ -163,14 +163,14 @@ class SFTTrainer:
 
     # ----- checkpoints ------------------------------------------------------------------------
     def save(self) -> Path:
-        from rltrain.driver import checkpoint
+        from rltrain.driver.recovery import checkpoint
 
         state = {"step": self.step_idx, "epoch": self.epoch, "cursor": self.cursor, "rng": checkpoint.rng_state()}
         return checkpoint.save(self.run_dir / "checkpoints", self.step_idx, {"learner": self.ranks}, state,
                                self.cfg.train.keep_checkpoints)
 
     def restore(self, ckpt: Path) -> None:
-        from rltrain.driver import checkpoint
+        from rltrain.driver.recovery import checkpoint
 
         state = checkpoint.load(ckpt, {"learner": self.ranks})
         self.step_idx, self.epoch, self.cursor = state["step"], state["epoch"], state["cursor"]
@@ -180,8 +180,8 @@ class SFTTrainer:
     # ----- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         from rltrain.config import to_dict
-        from rltrain.driver.report import write_run_report
-        from rltrain.driver.tracking import Tracker
+        from rltrain.driver.reporting.report import write_run_report
+        from rltrain.driver.reporting.tracking import Tracker
 
         tc, t0 = self.cfg.train, time.perf_counter()
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rltrain.config import load
 from rltrain.data import rows_from_dicts
 from rltrain.data.tasks import make_rows
-from rltrain.driver.multiturn import MultiTurnRollout
-from rltrain.driver.rollout import to_batch
+from rltrain.driver.flow.multiturn import MultiTurnRollout
+from rltrain.driver.flow.rollout import to_batch
 from rltrain.driver.trainer import Trainer
 from rltrain.engines.base import SamplingConfig
 from rltrain.workers.group import RankGroup

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from rltrain.config import load
-from rltrain.driver import checkpoint
-from rltrain.driver.checkpoint import CheckpointError
-from rltrain.driver.preemption import descendants
+from rltrain.driver.recovery import checkpoint
+from rltrain.driver.recovery.checkpoint import CheckpointError
+from rltrain.driver.recovery.preemption import descendants
 from rltrain.driver.trainer import Trainer
 
 pytestmark = pytest.mark.e2e

@@ -53,7 +53,7 @@ def test_replay_mixes_stale_groups_and_checkpoints_the_buffer(tmp_path, ray_sess
 
 
 def _probe_batch(trainer):
-    from rltrain.driver.rollout import to_batch
+    from rltrain.driver.flow.rollout import to_batch
     from rltrain.engines.base import SamplingConfig
 
     records = trainer.rollout.generate(trainer.files.test_rows[:4], SamplingConfig(n=2, max_new_tokens=6, seed=7))

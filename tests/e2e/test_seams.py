@@ -93,7 +93,7 @@ def test_schedule_state_round_trips_through_a_checkpoint(tmp_path, ray_session, 
 
 def test_greedy_evaluation_scores_the_greedy_completions(tmp_path, ray_session, default_model):
     from rltrain.data.tasks import is_correct
-    from rltrain.driver.evaluation import evaluate
+    from rltrain.driver.flow.evaluation import evaluate
 
     trainer = Trainer(_cfg(tmp_path, default_model, **{"rollout.engine": "transformers", "eval.greedy": True,
                                                         "trainer.run_name": "greedy"}))

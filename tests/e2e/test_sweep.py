@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from rltrain.config import load
-from rltrain.driver.report import png_text
+from rltrain.driver.reporting.report import png_text
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

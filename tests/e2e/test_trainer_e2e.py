@@ -41,7 +41,7 @@ def _greedy(trainer: Trainer) -> tuple[list[list[int]], int]:
 
 def _engine_matches_learner(trainer: Trainer) -> float:
     """Max |engine log-prob - learner log-prob| on freshly sampled tokens: ~0 iff weights match."""
-    from rltrain.driver.rollout import to_batch
+    from rltrain.driver.flow.rollout import to_batch
 
     rows = trainer.files.test_rows[:4]
     records = trainer.rollout.generate(rows, SamplingConfig(n=2, max_new_tokens=6, seed=7))

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from rltrain.data import PromptRow
-from rltrain.driver.chat_check import template_mismatch
-from rltrain.driver.rollout import Record, Rollout
+from rltrain.driver.flow.chat_check import template_mismatch
+from rltrain.driver.flow.rollout import Record, Rollout
 from rltrain.engines.base import SamplingConfig
 from rltrain.envs import EnvError, StepResult, Turn, env_class
 
@@ -256,7 +256,7 @@ class MultiTurnRollout(Rollout):
             isinstance(ep.row.prompt, list)
 
     def _template_check(self, ep: Episode) -> int | None:
-        """rltrain/driver/chat_check.py on a chat episode (`env.template_check`): the first token where a
+        """rltrain/driver/flow/chat_check.py on a chat episode (`env.template_check`): the first token where a
         re-render of the conversation would differ from what the learner trains on; a stop when asked."""
         where = template_mismatch(self.tokenizer, ep.row.prompt, ep.history, ep.prompt_ids + ep.response_ids)
         if where is not None and self.cfg.template_check == "stop":

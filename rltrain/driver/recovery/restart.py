@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rltrain.driver import checkpoint
+from rltrain.driver.recovery import checkpoint
 
 
 def restart_actors(trainer: Any) -> None:

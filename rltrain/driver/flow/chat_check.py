@@ -2,7 +2,7 @@
 whole conversation by the tokenizer's chat template?
 
 A multi-turn chat episode is built token in, token out: the prompt's ids, then each turn's ids as the
-engine generated them, each tool observation's ids as the wrapper of rltrain/driver/multiturn.py
+engine generated them, each tool observation's ids as the wrapper of rltrain/driver/flow/multiturn.py
 renders it. A trainer that re-renders the conversation instead (as peers' agent loops do) gets other
 ids wherever the template changes what the model wrote (strips whitespace, drops reasoning, re-tokenises
 text into other pieces), and trains on tokens the policy never produced. rltrain never re-renders; this

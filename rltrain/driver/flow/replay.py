@@ -24,7 +24,7 @@ from typing import Iterable
 import torch
 
 from algorithms import BatchField, RolloutBatch
-from rltrain.driver.rollout import pack_samples
+from rltrain.driver.flow.rollout import pack_samples
 
 SAMPLING = ("recent", "uniform")
 

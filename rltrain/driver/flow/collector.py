@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from algorithms import DriverAlgorithm, RolloutBatch
 from rltrain.data import PromptRow, PromptSampler
-from rltrain.driver.partial import PartialPool
-from rltrain.driver.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
+from rltrain.driver.flow.partial import PartialPool
+from rltrain.driver.flow.rollout import PendingRollout, Record, Rollout, rollout_metrics, to_batch
 from rltrain.engines.base import SamplingConfig
 
 

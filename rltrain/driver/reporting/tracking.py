@@ -1,4 +1,4 @@
-"""Metrics to W&B, the console (driver/progress.py: a live bar on a terminal, plain lines
+"""Metrics to W&B, the console (driver/reporting/progress.py: a live bar on a terminal, plain lines
 elsewhere), `metrics.jsonl` in the run directory, and any subscriber (a sweep's trial reports
 evaluations to Ray Tune through one).
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rltrain.config.schema import LoggingConfig
-from rltrain.driver.progress import Progress
+from rltrain.driver.reporting.progress import Progress
 
 Subscriber = Callable[[int, dict[str, float]], None]  # (step, metrics) after each log
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from algorithms import RolloutBatch
-from rltrain.driver.rollout import pack_samples
+from rltrain.driver.flow.rollout import pack_samples
 
 
 def teacher_queries(batch: RolloutBatch) -> tuple[RolloutBatch | None, list[tuple[int, int]], int]:

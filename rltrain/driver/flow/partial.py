@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rltrain.driver.rollout import PendingContinuation, Record, Rollout
+from rltrain.driver.flow.rollout import PendingContinuation, Record, Rollout
 from rltrain.engines.base import SamplingConfig
 
 

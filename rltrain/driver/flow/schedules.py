@@ -22,7 +22,7 @@ name or an import path `pkg.mod:Class` to a class with the same interface:
   from step k+1 on). k = 0 is exactly `sync`; k = 1 is `one_step_off`.
 - `one_step_off`: `async` with k = 1.
 - `replay` (`replay.*`): each update batch is `replay.fraction` groups replayed from the buffer
-  (`rltrain/driver/replay.py`: groups of the last `replay.depth` steps, at most `replay.max_staleness`
+  (`rltrain/driver/flow/replay.py`: groups of the last `replay.depth` steps, at most `replay.max_staleness`
   versions old, with their behaviour log-probs and generation-time advantages) and the rest fresh, so
   a step generates fewer rollouts; `replay.updates_per_batch` passes over each batch. The buffer is in
   the checkpoint.
@@ -39,7 +39,7 @@ import torch
 
 from algorithms import RolloutBatch
 from rltrain.data import PromptSampler
-from rltrain.driver.replay import ReplayBuffer, replay_batch
+from rltrain.driver.flow.replay import ReplayBuffer, replay_batch
 from rltrain.registry import SCHEDULES, check_schedule_name, schedule_class
 
 __all__ = ["SCHEDULES", "AsyncSchedule", "OneStepOffSchedule", "ReplaySchedule", "SyncSchedule",
