@@ -101,13 +101,21 @@ def claim_verdict(kind: str, ci: list[float] | None, margin: float = 0.0) -> str
     return noninferior_verdict(ci, margin)
 
 
+def figure(run: dict, metric: str) -> float:
+    """An evaluation figure after training; `<figure>_per_100_tokens`: that figure per 100 tokens of an
+    evaluation episode or completion (token efficiency)."""
+    if metric.endswith("_per_100_tokens"):
+        return 100 * run["after"][metric.removesuffix("_per_100_tokens")] / run["after"]["eval/response_length_mean"]
+    return run["after"][metric]
+
+
 def compare(runs: dict, testbed: str, arm: str, baseline: str, metric: str, seeds: list[int]) -> dict | None:
     """Method and baseline figures over the seeds both have, and their paired difference."""
     common = [s for s in seeds if run_key(testbed, arm, s) in runs and run_key(testbed, baseline, s) in runs]
     if not common:
         return None
-    a = [runs[run_key(testbed, arm, s)]["after"][metric] for s in common]
-    b = [runs[run_key(testbed, baseline, s)]["after"][metric] for s in common]
+    a = [figure(runs[run_key(testbed, arm, s)], metric) for s in common]
+    b = [figure(runs[run_key(testbed, baseline, s)], metric) for s in common]
     return {"testbed": testbed, "seeds": common, "mean": mean_ci(a), "baseline": mean_ci(b), "diff": paired_ci(a, b)}
 
 
@@ -150,6 +158,10 @@ def claim_entry(method: str, spec: dict, runs: dict, seeds: list[int]) -> dict |
         c = compare(runs, testbed, spec["arm"], spec["baseline"], spec["metric"], seeds)
         if c:
             extra.append({**c, "verdict": claim_verdict(spec["kind"], c["diff"]["ci95"], margin)})
+    for metric in spec.get("also_metrics", []):
+        c = compare(runs, spec["testbed"], spec["arm"], spec["baseline"], metric, seeds)
+        if c:
+            extra.append({**c, "metric": metric, "verdict": claim_verdict(spec["kind"], c["diff"]["ci95"], margin)})
     for other_arm in spec.get("also_arms", []):
         c = compare(runs, spec["testbed"], other_arm, spec["baseline"], spec["metric"], seeds)
         if c:
@@ -165,7 +177,20 @@ def claim_entry(method: str, spec: dict, runs: dict, seeds: list[int]) -> dict |
                           "verdict_noninferior_3pts": claim_verdict("noninferior", c["diff"]["ci95"], 0.03)})
     if extra:
         entry["also"] = extra
+    curves = {name: curve(runs, spec["testbed"], name, seeds)
+              for name in [spec["arm"], spec["baseline"]] + spec.get("compare_also", [])}
+    if any(curves.values()):
+        entry["curves"] = {k: v for k, v in curves.items() if v}
     return entry
+
+
+def curve(runs: dict, testbed: str, arm: str, seeds: list[int]) -> list[dict]:
+    """pass@1 at each curve point with the samples and training seconds spent: means over the seeds."""
+    rs = [runs[run_key(testbed, arm, s)] for s in seeds if run_key(testbed, arm, s) in runs]
+    if not rs or not all(r.get("curve") for r in rs):
+        return []
+    return [{"step": pts[0]["step"], **{k: sum(p[k] for p in pts) / len(pts) for k in ("samples", "train_s", "pass@1")}}
+            for pts in zip(*(r["curve"] for r in rs))]
 
 
 def cures_entry() -> dict:

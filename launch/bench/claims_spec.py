@@ -132,6 +132,7 @@ CLAIMS: dict[str, dict] = {
         "claim": "turn-level information-gain rewards give dense credit in multi-turn search and beat outcome-reward "
                  "GRPO in accuracy and token efficiency",
         "testbed": "search_chain", "arm": "igpo", "baseline": "grpo", "metric": "eval/pass@1", "kind": "superior",
+        "also_metrics": ["eval/pass@1_per_100_tokens"],
         "mechanism": ["igpo/info_gain_mean", "igpo/gt_prob_last", "multiturn/tool_calls_mean", "multiturn/turns_mean"]},
 }
 

@@ -242,6 +242,8 @@ class TrainerConfig(Section):
     max_wall_s: float = 0.0  # stop cleanly after this many seconds (0 = no limit)
     max_skipped_steps: int = Field(3, ge=0)  # optimizer steps skipped in a row (non-finite gradients) before the run stops
     max_restarts: int = Field(2, ge=0)  # a dead learner rank or reference: restarts of every actor from the last checkpoint
+    # a DeepSpeed world (learner or critic ranks) that has not come up by then stops the run naming the ranks
+    start_timeout_s: float = Field(1800.0, gt=0)
     num_cpus: int = 0  # local Ray: CPUs to declare (0 = all)
     # sync: generate, then update, one phase at a time. async: generation runs up to max_staleness
     # weight versions ahead (stale batches train against their behaviour log-probs; on CPU the

@@ -14,7 +14,7 @@ group (the rollouts, the collector) sees the new actors.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import ray
 
@@ -58,19 +58,20 @@ class ActorSet:
         self.gpu_cluster = plan.cluster.gpus > 0
         self.learn_threads, self.roll_threads = cpu_threads(cfg, self.overlap, os.cpu_count() or 2)
         self.engine = resolve_engine_name(cfg.rollout.engine, self.gpu_cluster)
-        master = learner_rendezvous(self.pg, self.slots[("learner", 0)].bundle)
         learner_cfg = cfg.learner.model_copy(update={"threads": self.learn_threads})
         policy = {"temperature": cfg.rollout.temperature, "algorithm": self.algorithm}
 
-        def spec(r: int) -> RankSpec:
-            return RankSpec(model_path=self.model_path, cfg=learner_cfg, rank=r, world_size=cfg.learner.num_ranks,
-                            master=master, dtype=cfg.model.dtype, seed=cfg.trainer.seed,
-                            gradient_checkpointing=cfg.model.gradient_checkpointing)
+        def learners(master: tuple[str, int]) -> list:
+            def spec(r: int) -> RankSpec:
+                return RankSpec(model_path=self.model_path, cfg=learner_cfg, rank=r,
+                                world_size=cfg.learner.num_ranks, master=master, dtype=cfg.model.dtype,
+                                seed=cfg.trainer.seed, gradient_checkpointing=cfg.model.gradient_checkpointing)
 
-        self.learners.actors[:] = [
-            self._remote(ColocatedLearner, "learner", 0, spec(0), **policy, worker=self._worker_kwargs(0))
-            if self.colocated and r == 0 else self._remote(Learner, "learner", r, spec(r), **policy)
-            for r in range(cfg.learner.num_ranks)]
+            return [self._remote(ColocatedLearner, "learner", 0, spec(0), **policy, worker=self._worker_kwargs(0))
+                    if self.colocated and r == 0 else self._remote(Learner, "learner", r, spec(r), **policy)
+                    for r in range(cfg.learner.num_ranks)]
+
+        self.learners.actors[:] = self._start_world("learner", learners)
         self.workers.actors[:] = self.learners.actors[:1] if self.colocated else [
             self._spawn_worker(w) for w in range(cfg.rollout.num_workers)]
         if self.reference is not None:
@@ -81,8 +82,31 @@ class ActorSet:
                 dtype=cfg.model.dtype, attn_implementation=cfg.learner.attn_implementation,
                 share_prompts=cfg.learner.share_prompts)]
         if self.critic is not None:
-            self.critic.actors[:] = self._start_critic()
+            self.critic.actors[:] = self._start_world("critic", self._critic_ranks)
         self.workers.call("get_version")  # surface start-up errors early
+
+    def _start_world(self, role: str, start: Callable[[tuple[str, int]], list]) -> list:
+        """The ranks of a DeepSpeed world, up: `start(rendezvous)` started at a port free on rank 0's node,
+        and once more at a fresh port when rank 0 found it taken meanwhile (the port is chosen before rank
+        0 binds it, so another process can take it in between). A world not up within
+        `trainer.start_timeout_s` stops the run naming the silent ranks."""
+        timeout = self.cfg.trainer.start_timeout_s
+        for attempt in (1, 2):
+            ranks = start(learner_rendezvous(self.pg, self.slots[(role, 0)].bundle))
+            try:
+                RankGroup(ranks).call_within("ping", timeout)
+                return ranks
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+                RankGroup(ranks).kill()
+                if attempt == 2 or not _port_taken(e):
+                    raise
+                print(f"[rltrain] {role} rank 0's rendezvous port was taken before it could bind it; starting the "
+                      f"{role} ranks again at another port", flush=True)
+            except TimeoutError as e:
+                RankGroup(ranks).kill()
+                raise RuntimeError(f"{role} ranks did not start within trainer.start_timeout_s={timeout:g} s "
+                                   f"({e})") from None
+        raise AssertionError("unreachable")
 
     def _remote(self, cls: type, role: str, index: int, *args: Any, **kwargs: Any):
         opts = actor_options(self.pg, self.slots[(role, index)], _ENV, self.gpu_cluster)
@@ -99,10 +123,9 @@ class ActorSet:
     def _spawn_worker(self, w: int):
         return self._remote(RolloutWorker, "rollout", w, **self._worker_kwargs(w))
 
-    def _start_critic(self) -> list:
+    def _critic_ranks(self, master: tuple[str, int]) -> list:
         """The critic's ranks (a DeepSpeed world of their own, meeting at critic rank 0's node)."""
         cc = self.cfg.critic
-        master = learner_rendezvous(self.pg, self.slots[("critic", 0)].bundle)
         critic_cfg = cc.model_copy(update={"threads": cc.threads or self.learn_threads})
         return [self._remote(Critic, "critic", r, RankSpec(
             model_path=cc.path or self.model_path, cfg=critic_cfg, rank=r, world_size=cc.num_ranks, master=master,
@@ -148,6 +171,11 @@ class ActorSet:
                 optional.kill()
         if self.owns_pg:
             ray.util.remove_placement_group(self.pg)
+
+
+def _port_taken(error: Exception) -> bool:
+    text = str(error)
+    return "EADDRINUSE" in text or "address already in use" in text.lower()
 
 
 def _alive(actor, method: str) -> bool:

@@ -6,6 +6,7 @@ This is the one place in rltrain that waits on a list of actor calls; the driver
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import ray
@@ -45,6 +46,20 @@ class RankGroup:
     def call_each(self, method: str, per_actor_args: Sequence[tuple]) -> list:
         """`method(*per_actor_args[i])` on actor i; waits and returns the results in order."""
         return ray.get(self.submit_each(method, per_actor_args))
+
+    def call_within(self, method: str, timeout_s: float, *args: Any) -> list:
+        """`call`, bounded: the first actor error is raised as soon as it comes (not after the others
+        answer: a rank waiting on a dead peer never would), and actors silent past `timeout_s` raise a
+        TimeoutError naming their indices."""
+        futures = self.submit(method, *args)
+        pending, deadline = list(futures), time.monotonic() + timeout_s
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                silent = [i for i, f in enumerate(futures) if f in pending]
+                raise TimeoutError(f"{method}: actors {silent} did not answer within {timeout_s:g} s")
+            ray.get(ready)  # raises the actor's error now
+        return ray.get(futures)
 
     @staticmethod
     def gather(futures: Sequence[Any]) -> list:
