@@ -20,7 +20,8 @@ else the old pass's `entropy`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -49,6 +50,20 @@ def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
             a[0] += s
             a[1] += w
     return {**{k: s / w for k, (s, w) in acc.items() if w != 0}, **maxima}
+
+
+@contextmanager
+def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[None]:
+    """The stage output contract, checked where a stage runs: the batch fields it sets are among its declared
+    `writes` (a field it sets without declaring would reach later stages unchecked by `build`). A field is
+    set when its object changes; writing into an existing tensor in place is not seen."""
+    before = {f: id(batch.get(f)) for f in BatchField}
+    yield
+    declared = _fields(stage, "writes", kind)
+    undeclared = sorted(f.value for f in BatchField if id(batch.get(f)) != before[f] and f not in declared)
+    if undeclared:
+        raise RuntimeError(f"{kind} stage {stage.name!r} set batch fields it does not declare in `writes`: "
+                           f"{', '.join(undeclared)}")
 
 
 def _fields(stage: Any, attr: str, kind: str) -> frozenset[BatchField]:
@@ -133,8 +148,10 @@ class DriverAlgorithm:
     def prepare(self, batch: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
         b = batch.copy()
         metrics = self._advantages(b)
-        w_agg = self.aggregation.weights(b)
-        sel, renormalise, sel_metrics = self.token_selector.select(b)
+        with _writes_declared(self.aggregation, "aggregation", b):
+            w_agg = self.aggregation.weights(b)
+        with _writes_declared(self.token_selector, "token_selector", b):
+            sel, renormalise, sel_metrics = self.token_selector.select(b)
         metrics.update(sel_metrics)
         if sel is not None:
             if renormalise:
@@ -142,19 +159,22 @@ class DriverAlgorithm:
                 sel = torch.where(w_agg > 0, w_sel / w_agg.clamp(min=1e-30), torch.zeros_like(w_sel))
             b.token_weights = sel.to(torch.float32)
         b.loss_weights = w_agg.to(torch.float32)
-        metrics.update(self.objective.prepare(b))
+        with _writes_declared(self.objective, "objective", b):
+            metrics.update(self.objective.prepare(b))
         return b, metrics
 
     def _advantages(self, b: RolloutBatch) -> dict[str, float]:
         """Advantages of the fresh rows; replayed rows keep the advantages and the estimator's other
         outputs (`replay_fields`) stored at generation time, which the batch must carry for them."""
         if b.replayed is None or not bool(b.replayed.any()):
-            adv, metrics = self.advantage.compute(b)
+            with _writes_declared(self.advantage, "advantage", b):
+                adv, metrics = self.advantage.compute(b)
             b.advantages = adv.to(torch.float32)
             return metrics
         fresh_rows = b.fresh_rows()
         fresh = b.index(fresh_rows)
-        adv, metrics = self.advantage.compute(fresh)
+        with _writes_declared(self.advantage, "advantage", fresh):
+            adv, metrics = self.advantage.compute(fresh)
         fresh.advantages = adv.to(torch.float32)
         for f in _fields(self.advantage, "writes", "advantage"):
             part, stored = fresh.get(f), b.get(f)

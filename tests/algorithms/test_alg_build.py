@@ -92,6 +92,38 @@ def test_import_path_stage():
         del sys.modules["my_ext_objectives"]
 
 
+def test_a_stage_that_sets_an_undeclared_field_fails_naming_it():
+    """The stage output contract: what a stage sets on the batch is among its `writes`. A user objective
+    whose driver hook sets `clip_low` without declaring it fails where it runs, naming the stage and field;
+    declaring it is enough."""
+    mod = types.ModuleType("my_ext_writers")
+
+    class SneakyClip(Objective):
+        def prepare(self, batch):
+            batch.clip_low = torch.full_like(batch.response_mask, 0.5)
+            return {}
+
+        def loss(self, logp, mb, w):
+            per_tok = -mb.advantages * logp
+            return (per_tok * w).sum(), wmean("actor/pg_loss", per_tok, w)
+
+    class DeclaredClip(SneakyClip):
+        writes = frozenset({BatchField.CLIP_LOW})
+
+    mod.SneakyClip, mod.DeclaredClip = SneakyClip, DeclaredClip
+    sys.modules["my_ext_writers"] = mod
+    try:
+        sneaky = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:SneakyClip"}})
+        with pytest.raises(RuntimeError, match="objective stage 'my_ext_writers:SneakyClip' set batch fields it "
+                                               "does not declare in `writes`: clip_low"):
+            sneaky.prepare(random_batch())
+        batch, _ = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:DeclaredClip"}}).prepare(
+            random_batch())
+        assert torch.all(batch.clip_low == 0.5)
+    finally:
+        del sys.modules["my_ext_writers"]
+
+
 def test_data_policies():
     b = random_batch()  # group 1 (rows 3-5) is all-equal
     keep = algorithms.build({"preset": "dapo"}).keep(b)
