@@ -231,8 +231,36 @@ def table(claims: dict) -> str:
     return "\n".join(lines)
 
 
-def write_md(md: Path, text: str) -> None:
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+def details(runs: dict, seeds: list[int]) -> str:
+    """Per testbed, every arm run on it: evaluation figures after training (means over seeds, in %), samples,
+    training seconds, and the mechanism metrics of the claims on that testbed (first -> last 10 steps)."""
+    out = []
+    for tb, spec in TESTBEDS.items():
+        arms = sorted({r["arm"] for r in runs.values() if r["testbed"] == tb and r["seed"] in seeds})
+        if not arms:
+            continue
+        keys = list(dict.fromkeys(k for c in CLAIMS.values() if c["testbed"] == tb for k in c["mechanism"]))
+        rs = {a: [runs[run_key(tb, a, s)] for s in seeds if run_key(tb, a, s) in runs] for a in arms}
+        evals = [k for k in rs[arms[0]][0]["after"] if k.startswith("eval/pass@")]
+        head = ["arm", "seeds", "before pass@1"] + [k.removeprefix("eval/") for k in evals] + ["samples", "train s"] + keys
+        lines = [f"**{tb}** ({spec['steps']} steps)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for a in arms:
+            group = rs[a]
+            mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+            cells = [a, str(len(group)), f"{100 * mean([r['before']['eval/pass@1'] for r in group]):.1f}"]
+            cells += [f"{100 * mean([r['after'][k] for r in group]):.1f}" for k in evals]
+            cells += [f"{mean([r['samples'] for r in group]):.0f}", f"{mean([r['train_s'] for r in group]):.0f}"]
+            for k in keys:
+                vals = [(r["first"].get(k), r["last"].get(k)) for r in group]
+                cells.append("-" if any(v[0] is None for v in vals) else
+                             f"{mean([v[0] for v in vals]):.3g} -> {mean([v[1] for v in vals]):.3g}")
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def write_md(md: Path, text: str, tag: str = "bench") -> None:
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
     old = md.read_text() if md.exists() else ""
     block = f"{begin}\n{text}\n{end}"
     md.write_text(old[: old.index(begin)] + block + old[old.index(end) + len(end):] if begin in old and end in old
@@ -282,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     claims = {m: claims[m] for m in order if m in claims}
     claims_path.write_text(json.dumps(claims, indent=1) + "\n")
     write_md(out.with_suffix(".md"), table(claims))
+    write_md(out.with_suffix(".md"), details(all_runs, args.seeds), "details")
     print(table(claims))
 
 
