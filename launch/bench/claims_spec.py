@@ -105,9 +105,10 @@ CLAIMS: dict[str, dict] = {
     "bapo": {
         "paper": "Xi et al. 2025, BAPO: Stabilizing Off-Policy RL for LLMs via Balanced Policy Optimization with "
                  "Adaptive Clipping (arXiv 2510.18927)",
-        "claim": "in off-policy training negative samples dominate the gradient and fixed clipping lets entropy "
-                 "collapse; adaptive bounds that restore the positive share keep training stable and score higher "
-                 "than fixed clipping at the same staleness",
+        "claim": "with stale data, negative-advantage samples dominate the policy gradient and fixed clipping blocks "
+                 "entropy-increasing updates (entropy falls sharply, training may collapse); bounds adjusted to "
+                 "re-balance positive and negative contributions preserve entropy and give fast, stable, "
+                 "data-efficient training (sample replay, partial rollouts)",
         "testbed": "rev4_stale", "arm": "bapo_code", "also_arms": ["bapo"], "baseline": "bapo_fixed",
         "metric": "eval/pass@1", "kind": "superior",
         "mechanism": ["bapo/c_high_mean", "bapo/c_low_mean", "actor/clipfrac_low", "rollout/entropy"]},
@@ -129,11 +130,13 @@ CLAIMS: dict[str, dict] = {
         "mechanism": ["forking/selected_frac", "forking/entropy_threshold", "rollout/entropy"]},
     "igpo": {
         "paper": "Wang et al. 2025, Information Gain-based Policy Optimization (arXiv 2510.14967, ICLR 2026)",
-        "claim": "turn-level information-gain rewards give dense credit in multi-turn search and beat outcome-reward "
-                 "GRPO in accuracy and token efficiency",
+        "claim": "outcome-only rewards in multi-turn search collapse advantages (every rollout of a group scores "
+                 "alike) and hide which turn helped; turn-level information gain gives dense credit and beats strong "
+                 "baselines (GRPO among them) in accuracy and sample efficiency",
         "testbed": "search_chain", "arm": "igpo", "baseline": "grpo", "metric": "eval/pass@1", "kind": "superior",
         "also_metrics": ["eval/pass@1_per_100_tokens"],
-        "mechanism": ["igpo/info_gain_mean", "igpo/gt_prob_last", "multiturn/tool_calls_mean", "multiturn/turns_mean"]},
+        "mechanism": ["igpo/info_gain_mean", "igpo/gt_prob_last", "multiturn/tool_calls_mean",
+                      "rollout/frac_reward_zero_std"]},
 }
 
 # CurES's row comes from launch/bench/bench_cures.py (its own bench, docs/cures.json); bench_claims copies it.
