@@ -56,14 +56,24 @@ def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
 def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[None]:
     """The stage output contract, checked where a stage runs: the batch fields it sets are among its declared
     `writes` (a field it sets without declaring would reach later stages unchecked by `build`). A field is
-    set when its object changes; writing into an existing tensor in place is not seen."""
-    before = {f: id(batch.get(f)) for f in BatchField}
+    set when its object is replaced; writing into an existing tensor in place is not seen."""
+    before = {f: batch.get(f) for f in BatchField}  # held, so a replaced object's id cannot be reused
     yield
+    _check_writes(stage, kind, before, batch)
+
+
+def _check_writes(stage: Any, kind: str, before: dict[BatchField, Any], batch: RolloutBatch) -> None:
     declared = _fields(stage, "writes", kind)
-    undeclared = sorted(f.value for f in BatchField if id(batch.get(f)) != before[f] and f not in declared)
+    undeclared = sorted(f.value for f in BatchField if _replaced(before[f], batch.get(f)) and f not in declared)
     if undeclared:
         raise RuntimeError(f"{kind} stage {stage.name!r} set batch fields it does not declare in `writes`: "
                            f"{', '.join(undeclared)}")
+
+
+def _replaced(old: Any, new: Any) -> bool:
+    """A tensor field is replaced when its object is; a list (prompt keys; a batch copy owns its own) when its
+    content differs."""
+    return old != new if isinstance(old, list) or isinstance(new, list) else old is not new
 
 
 def _fields(stage: Any, attr: str, kind: str) -> frozenset[BatchField]:
@@ -190,7 +200,11 @@ class DriverAlgorithm:
         return metrics
 
     def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
-        return self.objective.prepare_minibatch(mb)
+        before = {f: mb.get(f) for f in BatchField}
+        out, metrics = self.objective.prepare_minibatch(mb)  # may return a copy with its writes
+        for batch in (mb, out):
+            _check_writes(self.objective, "objective", before, batch)
+        return out, metrics
 
     def state_dict(self) -> dict[str, Any]:
         return {kind: stage.state_dict() for kind, stage in self.stages.items()

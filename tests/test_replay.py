@@ -114,3 +114,27 @@ def test_the_advantage_stages_other_outputs_come_back_with_their_rows():
     for j, i in enumerate(rows):
         n = int(src.response_mask[i].sum())
         assert torch.equal(out.returns[j, :n], src.returns[i, :n]) and not out.returns[j, n:].any()
+
+
+def test_a_checkpoint_written_before_the_driver_rooms_loads(tmp_path):
+    """Objects a checkpoint pickled under a driver module's old path (rltrain.driver.rollout, before the
+    move into driver/flow) load from the new one."""
+    import sys
+
+    import torch
+
+    from rltrain.data import PromptRow
+    from rltrain.driver.flow import rollout
+    from rltrain.driver.recovery import checkpoint
+
+    record = rollout.Record(PromptRow("1+1=", "2", {}, "k"), 0, [1], [2, 3], [-0.5, -0.1], True, 4, reward=1.0)
+    sys.modules["rltrain.driver.rollout"] = rollout  # the old path, as it was when the checkpoint was written
+    rollout.Record.__module__ = "rltrain.driver.rollout"
+    try:
+        torch.save({"partial": [record]}, tmp_path / "trainer_state.pt")
+    finally:
+        rollout.Record.__module__ = "rltrain.driver.flow.rollout"
+        del sys.modules["rltrain.driver.rollout"]
+    assert b"rltrain.driver.rollout\n" in (tmp_path / "trainer_state.pt").read_bytes()  # pickled by the old path
+    state = checkpoint.load(tmp_path, {})
+    assert state["partial"][0] == record and type(state["partial"][0]) is rollout.Record

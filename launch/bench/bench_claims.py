@@ -150,7 +150,8 @@ def claim_entry(method: str, spec: dict, runs: dict, seeds: list[int]) -> dict |
         "diff": main["diff"]["mean"], "diff_ci95": main["diff"]["ci95"], "kind": spec["kind"],
         **({"margin": margin} if spec["kind"] == "noninferior" else {}),
         "verdict": claim_verdict(spec["kind"], main["diff"]["ci95"], margin),
-        "mechanism_metric": mechanism(runs, spec["testbed"], spec["arm"], spec["baseline"], spec["mechanism"], seeds),
+        "mechanism_metric": mechanism(runs, spec["testbed"], spec["arm"], spec["baseline"], spec["mechanism"],
+                                      main["seeds"]),
         "command": f"python launch/bench/bench_claims.py --methods {method} --seeds {' '.join(map(str, main['seeds']))}",
     }
     extra = []
@@ -252,7 +253,7 @@ def details(runs: dict, seeds: list[int]) -> str:
             cells += [f"{mean([r['samples'] for r in group]):.0f}", f"{mean([r['train_s'] for r in group]):.0f}"]
             for k in keys:
                 vals = [(r["first"].get(k), r["last"].get(k)) for r in group]
-                cells.append("-" if any(v[0] is None for v in vals) else
+                cells.append("-" if any(None in v for v in vals) else
                              f"{mean([v[0] for v in vals]):.3g} -> {mean([v[1] for v in vals]):.3g}")
             lines.append("| " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     all_runs = runs
     claims_path = out.with_suffix(".json")
     claims = json.loads(claims_path.read_text()) if claims_path.exists() else {}
-    for m in args.methods:
+    for m in CLAIMS:  # every claim whose runs are there: a re-run baseline changes its other claims too
         entry = claim_entry(m, CLAIMS[m], all_runs, args.seeds)
         if entry:
             claims[m] = {**entry, "cpu": cpu_description(), "date": time.strftime("%Y-%m-%d")}

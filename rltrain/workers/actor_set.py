@@ -48,7 +48,12 @@ class ActorSet:
         self.learners, self.workers = RankGroup([]), RankGroup([])
         self.reference = RankGroup([]) if plan.of("reference") else None
         self.critic = RankGroup([]) if plan.of("critic") else None
-        self._start()
+        self.pg, self.owns_pg = None, False
+        try:
+            self._start()
+        except BaseException:  # nothing may outlive a failed start: the actors begun and the placement group
+            self.stop()
+            raise
 
     # ----- start -----------------------------------------------------------------------------
     def _start(self) -> None:
@@ -163,14 +168,16 @@ class ActorSet:
         self._start()
 
     def stop(self) -> None:
+        """Kill every actor and release the placement group the set made (safe to call twice)."""
         self.learners.kill()
         if not self.colocated:
             self.workers.kill()
         for optional in (self.reference, self.critic):
             if optional is not None:
                 optional.kill()
-        if self.owns_pg:
+        if self.owns_pg and self.pg is not None:
             ray.util.remove_placement_group(self.pg)
+        self.pg, self.owns_pg = None, False
 
 
 def _port_taken(error: Exception) -> bool:

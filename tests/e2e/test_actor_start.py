@@ -66,3 +66,17 @@ def test_a_taken_rendezvous_port_is_chosen_again(tmp_path, ray_session, default_
             trainer.close()
     finally:
         taken.close()
+
+
+def test_a_failed_start_leaves_no_placement_group(tmp_path, ray_session, default_model):
+    """An engine that cannot start (a bad engine option) fails the run's start; the learners already up and
+    the placement group made for the run are released, so the next run in this process fits."""
+    cfg = load(None, {"model.path": default_model, "rollout.engine": "rltrain_user_parts:CountingEngine",
+                      "rollout.engine_options": {"no_such_option": 1}, "trainer.steps": 1,
+                      "trainer.output_dir": str(tmp_path), "trainer.run_name": "bad_engine", "logging.wandb": False,
+                      "rollout.prompts_per_step": 2, "rollout.n_samples": 2,
+                      "logging.report": False, "data.n_train": 20, "data.n_test": 4})
+    with pytest.raises(ray.exceptions.RayActorError, match="no_such_option"):
+        Trainer(cfg)
+    states = [pg["state"] for pg in ray.util.placement_group_table().values()]
+    assert states and all(s == "REMOVED" for s in states), states

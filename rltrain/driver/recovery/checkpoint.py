@@ -16,8 +16,10 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import random
 import shutil
+import types
 from pathlib import Path
 from typing import Any
 
@@ -142,4 +144,22 @@ def load(ckpt: Path, groups: dict[str, Any]) -> dict[str, Any]:
         if not (ckpt / name).is_dir():
             raise CheckpointError(f"{ckpt} has no {name!r} state (was it written by a run without a {name}?)")
         group.call("load", str(ckpt / name))
-    return torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    return torch.load(ckpt / "trainer_state.pt", weights_only=False, pickle_module=_moved_modules_pickle)
+
+
+# driver modules moved into rooms (driver/flow, recovery, reporting): objects a checkpoint written before the
+# move pickled under the old module path (partial rollouts' records, the replay buffer's) load from the new one
+_MOVED = {f"rltrain.driver.{old}": f"rltrain.driver.{new}" for old, new in {
+    **{m: f"flow.{m}" for m in ("chat_check", "collector", "evaluation", "gt_probs", "multiturn", "partial", "replay",
+                               "rewards", "rollout", "schedules")},
+    **{m: f"recovery.{m}" for m in ("checkpoint", "preemption")}, "recovery": "recovery.restart",
+    **{m: f"reporting.{m}" for m in ("progress", "report", "tracking")}}.items()}
+
+
+class _MovedModulesUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get(module, module), name)
+
+
+_moved_modules_pickle = types.SimpleNamespace(__name__="pickle", Unpickler=_MovedModulesUnpickler,
+                                              load=pickle.load, loads=pickle.loads)
