@@ -37,6 +37,9 @@ from claims_spec import ARMS, CLAIMS, CURES, TESTBEDS  # noqa: E402
 from stats import fmt_ci, mean_ci, noninferior_verdict, paired_ci, verdict  # noqa: E402
 
 EDGE = 10  # steps averaged for a metric's "first" and "last" figures
+# metrics a run record keeps (the learning and mechanism ones; timings and plumbing are left out)
+KEPT = ("actor/", "rollout/", "data/", "is/", "bapo/", "dcpo/", "pacs/", "gtpo/", "igpo/", "nsr/", "forking/", "remix/",
+        "replay/", "multiturn/")
 
 
 def run_key(testbed: str, arm: str, seed: int) -> str:
@@ -80,7 +83,7 @@ def one_run(testbed: str, arm: str, seed: int, before_cache: dict) -> dict:
     if tb.get("curve_every"):
         curve.append({"step": tb["steps"], "samples": steps[-1].get("data/samples_total"), "train_s": round(train_s, 1),
                       "pass@1": after["eval/pass@1"]})
-    keys = sorted({k for s in steps for k in s})
+    keys = sorted({k for s in steps for k in s if k.startswith(KEPT)})
 
     def avg(rows: list[dict], k: str) -> float | None:
         xs = [r[k] for r in rows if k in r]
@@ -90,6 +93,18 @@ def one_run(testbed: str, arm: str, seed: int, before_cache: dict) -> dict:
             "after": after, "samples": steps[-1].get("data/samples_total"), "train_s": round(train_s, 1),
             "mean": {k: avg(steps, k) for k in keys}, "first": {k: avg(steps[:EDGE], k) for k in keys},
             "last": {k: avg(steps[-EDGE:], k) for k in keys}, **({"curve": curve} if curve else {})}
+
+
+def save_runs(path: Path, runs: dict, cpu: str) -> None:
+    """One line per run (a compact file): metric means pruned to KEPT, first/last to the claims' mechanism metrics."""
+    edges = {k for c in CLAIMS.values() for k in c["mechanism"]} | {"rollout/entropy", "rollout/reward_mean"}
+
+    def pruned(r: dict) -> dict:
+        return {**r, "mean": {k: v for k, v in r["mean"].items() if k.startswith(KEPT)},
+                **{part: {k: v for k, v in r[part].items() if k in edges} for part in ("first", "last")}}
+
+    lines = ",\n".join(f" {json.dumps(k)}: {json.dumps(pruned(r))}" for k, r in runs.items())
+    path.write_text(f'{{"cpu": {json.dumps(cpu)}, "runs": {{\n{lines}\n}}}}\n')
 
 
 def claim_verdict(kind: str, ci: list[float] | None, margin: float = 0.0) -> str:
@@ -298,8 +313,9 @@ def main(argv: list[str] | None = None) -> None:
             if run_key(tb, arm, seed) in done:
                 continue
             runs[run_key(tb, arm, seed)] = one_run(tb, arm, seed, before_cache)
-            runs_path.write_text(json.dumps({"cpu": cpu_description(), "runs": runs}, indent=1) + "\n")
+            save_runs(runs_path, runs, cpu_description())
     all_runs = runs
+    save_runs(runs_path, runs, saved.get("cpu") or cpu_description())
     claims_path = out.with_suffix(".json")
     claims = json.loads(claims_path.read_text()) if claims_path.exists() else {}
     for m in CLAIMS:  # every claim whose runs are there: a re-run baseline changes its other claims too
