@@ -173,7 +173,7 @@ def claim_entry(method: str, spec: dict, runs: dict, seeds: list[int]) -> dict |
     for testbed in spec.get("also", []):
         c = compare(runs, testbed, spec["arm"], spec["baseline"], spec["metric"], seeds)
         if c:
-            extra.append({**c, "verdict": claim_verdict(spec["kind"], c["diff"]["ci95"], margin)})
+            extra.append({**c, "metric": spec["metric"], "verdict": claim_verdict(spec["kind"], c["diff"]["ci95"], margin)})
     for metric in spec.get("also_metrics", []):
         c = compare(runs, spec["testbed"], spec["arm"], spec["baseline"], metric, seeds)
         if c:

@@ -74,14 +74,14 @@ CLAIMS: dict[str, dict] = {
         "claim": "training only on negative samples (NSR) improves pass@k across the whole spectrum, matching or "
                  "surpassing PPO/GRPO at large k (up to k = 256 on MATH/AIME with Qwen2.5/Qwen3)",
         "testbed": "rev4_passk", "also": ["rev4_passk_lr1e-4"], "arm": "nsr", "baseline": "grpo",
-        "metric": "eval/pass@64", "kind": "noninferior", "margin": 0.03,
+        "metric": "eval/pass@64", "kind": "noninferior", "margin": 0.03, "also_metrics": ["eval/pass@1"],
         "mechanism": ["rollout/entropy", "nsr/kept_frac"]},
     "w_reinforce": {
         "paper": "Zhu et al. 2025 (arXiv 2506.01347), Weighted-REINFORCE, lambda = 0.1",
         "claim": "down-weighting positive samples (lambda = 0.1) gives strong pass@k across k, outperforming "
                  "PPO/GRPO at large k",
         "testbed": "rev4_passk", "also": ["rev4_passk_lr1e-4"], "arm": "w_reinforce", "baseline": "grpo",
-        "metric": "eval/pass@64", "kind": "superior", "mechanism": ["rollout/entropy"]},
+        "metric": "eval/pass@64", "kind": "superior", "also_metrics": ["eval/pass@1"], "mechanism": ["rollout/entropy"]},
     "dcpo": {
         "paper": "Yang et al. 2025, DCPO: Dynamic Clipping Policy Optimization (arXiv 2509.02333)",
         "claim": "smooth advantage standardisation over a prompt's history gives non-zero advantages where GRPO's "
@@ -95,6 +95,7 @@ CLAIMS: dict[str, dict] = {
         "claim": "the reward as a supervised target for the policy-as-critic score beats PPO and GRPO, most at large k "
                  "(pass@256 on AIME 2025 59.78%, +13.32 over PPO and +14.36 over GRPO)",
         "testbed": "rev4_repeat", "arm": "pacs", "baseline": "grpo", "metric": "eval/pass@64", "kind": "superior",
+        "also_metrics": ["eval/pass@1"],
         "mechanism": ["pacs/critic_acc", "pacs/logit_mean"]},
     "gtpo": {
         "paper": "Simoni et al. 2025, GTPO: Trajectory-Based Policy Optimization in Large Language Models (arXiv 2508.03772)",
