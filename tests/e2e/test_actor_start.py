@@ -25,6 +25,9 @@ class _Answers:
     def __init__(self, delay: float, fail: bool = False) -> None:
         self.delay, self.fail = delay, fail
 
+    def ping(self) -> bool:
+        return True
+
     def reply(self) -> str:
         time.sleep(self.delay)
         if self.fail:
@@ -35,11 +38,13 @@ class _Answers:
 def test_call_within_raises_the_first_error_at_once_and_names_silent_actors(ray_session):
     assert RankGroup([_Answers.remote(0.0), _Answers.remote(0.5)]).call_within("reply", 30) == ["ok", "ok"]
     failing = RankGroup([_Answers.remote(0.0, fail=True), _Answers.remote(20.0)])
+    failing.call("ping")  # processes up before the clock starts (a cold start can take seconds)
     t0 = time.monotonic()
     with pytest.raises(ray.exceptions.RayTaskError, match="rank failed"):
         failing.call_within("reply", 60)
     assert time.monotonic() - t0 < 10  # actor 0's error, without waiting for actor 1's 20 s
     silent = RankGroup([_Answers.remote(0.0), _Answers.remote(20.0)])
+    silent.call("ping")
     with pytest.raises(TimeoutError, match=r"reply: actors \[1\] did not answer within 1 s"):
         silent.call_within("reply", 1)
     failing.kill()
