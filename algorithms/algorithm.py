@@ -53,12 +53,13 @@ def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
 
 
 @contextmanager
-def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[None]:
+def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[dict[BatchField, Any]]:
     """The stage output contract, checked where a stage runs: the batch fields it sets are among its declared
     `writes` (a field it sets without declaring would reach later stages unchecked by `build`). A field is
-    set when its object is replaced; writing into an existing tensor in place is not seen."""
+    set when its object is replaced; writing into an existing tensor in place is not seen. Yields the fields
+    as they were, to check a batch the stage returns against them too."""
     before = {f: batch.get(f) for f in BatchField}  # held, so a replaced object's id cannot be reused
-    yield
+    yield before
     _check_writes(stage, kind, before, batch)
 
 
@@ -200,10 +201,9 @@ class DriverAlgorithm:
         return metrics
 
     def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
-        before = {f: mb.get(f) for f in BatchField}
-        out, metrics = self.objective.prepare_minibatch(mb)  # may return a copy with its writes
-        for batch in (mb, out):
-            _check_writes(self.objective, "objective", before, batch)
+        with _writes_declared(self.objective, "objective", mb) as before:
+            out, metrics = self.objective.prepare_minibatch(mb)  # may return a copy with its writes
+        _check_writes(self.objective, "objective", before, out)
         return out, metrics
 
     def state_dict(self) -> dict[str, Any]:

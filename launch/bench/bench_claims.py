@@ -34,12 +34,15 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from claims_spec import ARMS, CLAIMS, CURES, TESTBEDS  # noqa: E402
+from md_block import write_block  # noqa: E402
 from stats import fmt_ci, mean_ci, noninferior_verdict, paired_ci, verdict  # noqa: E402
 
 EDGE = 10  # steps averaged for a metric's "first" and "last" figures
 # metrics a run record keeps (the learning and mechanism ones; timings and plumbing are left out)
 KEPT = ("actor/", "rollout/", "data/", "is/", "bapo/", "dcpo/", "pacs/", "gtpo/", "igpo/", "nsr/", "forking/", "remix/",
         "replay/", "multiturn/")
+# metrics a run record keeps over its first and last steps: the claims' mechanism metrics
+EDGE_KEYS = frozenset({k for c in CLAIMS.values() for k in c["mechanism"]} | {"rollout/entropy", "rollout/reward_mean"})
 
 
 def run_key(testbed: str, arm: str, seed: int) -> str:
@@ -74,16 +77,16 @@ def one_run(testbed: str, arm: str, seed: int, before_cache: dict) -> dict:
             steps.append({k: float(v) for k, v in m.items() if isinstance(v, (int, float))})
             if i % 10 == 9:
                 print(f"[{testbed}/{arm} s{seed}] step {i + 1} reward {m.get('rollout/reward_mean', 0):.3f}", flush=True)
-            if tb.get("curve_every") and (i + 1) % tb["curve_every"] == 0 and i + 1 < tb["steps"]:
+            last = i + 1 == tb["steps"]
+            if last:
+                after = _eval(trainer)
+            if tb.get("curve_every") and (i + 1) % tb["curve_every"] == 0:
                 curve.append({"step": i + 1, "samples": steps[-1].get("data/samples_total"), "train_s": round(train_s, 1),
-                              "pass@1": _eval(trainer)["eval/pass@1"]})
-        after = _eval(trainer)
+                              "pass@1": (after if last else _eval(trainer))["eval/pass@1"]})
     finally:
         trainer.close()
-    if tb.get("curve_every"):
-        curve.append({"step": tb["steps"], "samples": steps[-1].get("data/samples_total"), "train_s": round(train_s, 1),
-                      "pass@1": after["eval/pass@1"]})
     keys = sorted({k for s in steps for k in s if k.startswith(KEPT)})
+    edges = [k for k in keys if k in EDGE_KEYS]
 
     def avg(rows: list[dict], k: str) -> float | None:
         xs = [r[k] for r in rows if k in r]
@@ -91,19 +94,13 @@ def one_run(testbed: str, arm: str, seed: int, before_cache: dict) -> dict:
 
     return {"testbed": testbed, "arm": arm, "seed": seed, "steps": len(steps), "before": before_cache[key],
             "after": after, "samples": steps[-1].get("data/samples_total"), "train_s": round(train_s, 1),
-            "mean": {k: avg(steps, k) for k in keys}, "first": {k: avg(steps[:EDGE], k) for k in keys},
-            "last": {k: avg(steps[-EDGE:], k) for k in keys}, **({"curve": curve} if curve else {})}
+            "mean": {k: avg(steps, k) for k in keys}, "first": {k: avg(steps[:EDGE], k) for k in edges},
+            "last": {k: avg(steps[-EDGE:], k) for k in edges}, **({"curve": curve} if curve else {})}
 
 
 def save_runs(path: Path, runs: dict, cpu: str) -> None:
-    """One line per run (a compact file): metric means pruned to KEPT, first/last to the claims' mechanism metrics."""
-    edges = {k for c in CLAIMS.values() for k in c["mechanism"]} | {"rollout/entropy", "rollout/reward_mean"}
-
-    def pruned(r: dict) -> dict:
-        return {**r, "mean": {k: v for k, v in r["mean"].items() if k.startswith(KEPT)},
-                **{part: {k: v for k, v in r[part].items() if k in edges} for part in ("first", "last")}}
-
-    lines = ",\n".join(f" {json.dumps(k)}: {json.dumps(pruned(r))}" for k, r in runs.items())
+    """One line per run (a compact file)."""
+    lines = ",\n".join(f" {json.dumps(k)}: {json.dumps(r)}" for k, r in runs.items())
     path.write_text(f'{{"cpu": {json.dumps(cpu)}, "runs": {{\n{lines}\n}}}}\n')
 
 
@@ -275,14 +272,6 @@ def details(runs: dict, seeds: list[int]) -> str:
     return "\n\n".join(out)
 
 
-def write_md(md: Path, text: str, tag: str = "bench") -> None:
-    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
-    old = md.read_text() if md.exists() else ""
-    block = f"{begin}\n{text}\n{end}"
-    md.write_text(old[: old.index(begin)] + block + old[old.index(end) + len(end):] if begin in old and end in old
-                  else old + ("\n" if old else "") + block + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     from rltrain.config.hardware import cpu_description
 
@@ -326,8 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     order = list(CLAIMS) + ["cures"]
     claims = {m: claims[m] for m in order if m in claims}
     claims_path.write_text(json.dumps(claims, indent=1) + "\n")
-    write_md(out.with_suffix(".md"), table(claims))
-    write_md(out.with_suffix(".md"), details(all_runs, args.seeds), "details")
+    write_block(out.with_suffix(".md"), "bench", table(claims))
+    write_block(out.with_suffix(".md"), "details", details(all_runs, args.seeds))
     print(table(claims))
 
 

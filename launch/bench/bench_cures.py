@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from md_block import write_block  # noqa: E402
 from stats import fmt_ci, mean_ci, paired_ci, verdict  # noqa: E402
 
 CURES_PAPER = {"data.sampler": "cures", "data.cures.prior": "uniform", "data.cures.replacement": False}
@@ -129,15 +130,7 @@ def write(out: Path, tag: str, record: dict) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data[tag] = record
     path.write_text(json.dumps(data, indent=1) + "\n")
-    md = out.with_suffix(".md")
-    begin, end = f"<!-- bench:{tag}:begin -->", f"<!-- bench:{tag}:end -->"
-    text = md.read_text() if md.exists() else ""
-    block = f"{begin}\n{table(record['summary'])}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text + ("\n" if text else "") + block + "\n"
-    md.write_text(text)
+    write_block(out.with_suffix(".md"), f"bench:{tag}", table(record["summary"]))
 
 
 def main(argv: list[str] | None = None) -> None:

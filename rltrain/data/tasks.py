@@ -127,11 +127,12 @@ def chain_fact(world: int, entity: str) -> str:
     return _chains(world)[entity]
 
 
-def chain_heads(world: int) -> list[str]:
+@functools.lru_cache(maxsize=8)
+def chain_heads(world: int) -> tuple[str, ...]:
     """The entities a multi-hop question asks about: the first of each chain (sorted)."""
     facts = _chains(world)
     pointed = {v for v in facts.values() if v in facts}
-    return sorted(e for e, v in facts.items() if v in facts and e not in pointed)
+    return tuple(sorted(e for e, v in facts.items() if v in facts and e not in pointed))
 
 
 def chain_answer(world: int, entity: str) -> str:
