@@ -11,14 +11,14 @@ See DESIGN.md ("The common update step", "Functional API") and ALGORITHMS.md for
 
 from algorithms.algorithm import (Algorithm, DriverAlgorithm, PolicyLoss, build, build_driver, build_loss, check,
                                   reduce_metrics)
-from algorithms.batch import BatchField, RolloutBatch
+from algorithms.batch import BatchField, Field, RolloutBatch, StageField, field_named
 from algorithms.core import (AGG_MODES, aggregate, aggregation_weights, clipped_surrogate, kl_penalty,
                              masked_mean, truncated_is_weights)
 from algorithms.presets import PRESETS, resolve_spec
 from algorithms.registry import REGISTRY, STAGE_KINDS, ConfigError, register
 from algorithms.stages.base import Max, StepPlan
 
-__all__ = ["AGG_MODES", "Algorithm", "BatchField", "ConfigError", "DriverAlgorithm", "Max", "PRESETS", "PolicyLoss",
-           "REGISTRY", "RolloutBatch", "STAGE_KINDS", "StepPlan", "aggregate", "aggregation_weights", "build", "build_driver",
-           "build_loss", "check", "clipped_surrogate", "kl_penalty", "masked_mean", "reduce_metrics", "register",
-           "resolve_spec", "truncated_is_weights"]
+__all__ = ["AGG_MODES", "Algorithm", "BatchField", "ConfigError", "DriverAlgorithm", "Field", "Max", "PRESETS",
+           "PolicyLoss", "REGISTRY", "RolloutBatch", "STAGE_KINDS", "StageField", "StepPlan", "aggregate",
+           "aggregation_weights", "build", "build_driver", "build_loss", "check", "clipped_surrogate", "field_named",
+           "kl_penalty", "masked_mean", "reduce_metrics", "register", "resolve_spec", "truncated_is_weights"]

@@ -27,7 +27,7 @@ import torch
 
 import algorithms.stages  # noqa: F401  (fills the registry)
 from algorithms.batch import (LEARNER_FIELDS, LOGPROB_PASS_FIELDS, MINIBATCH_PASS_FIELDS, ROLLOUT_FIELDS,
-                              BatchField, RolloutBatch)
+                              BatchField, Field, RolloutBatch, StageField, field_named)
 from algorithms.presets import resolve_spec
 from algorithms.registry import STAGE_KINDS, ConfigError, make_stage
 from algorithms.stages.base import Max, Metrics, StepPlan, wmean
@@ -52,20 +52,27 @@ def reduce_metrics(metric_dicts: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {**{k: s / w for k, (s, w) in acc.items() if w != 0}, **maxima}
 
 
+def _snapshot(batch: RolloutBatch) -> dict[str, Any]:
+    """Every core and stage field's object by name (held, so a replaced object's id cannot be reused)."""
+    return {**{f.value: batch.get(f) for f in BatchField}, **batch.stage_fields}
+
+
 @contextmanager
-def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[dict[BatchField, Any]]:
-    """The stage output contract, checked where a stage runs: the batch fields it sets are among its declared
-    `writes` (a field it sets without declaring would reach later stages unchecked by `build`). A field is
-    set when its object is replaced; writing into an existing tensor in place is not seen. Yields the fields
-    as they were, to check a batch the stage returns against them too."""
-    before = {f: batch.get(f) for f in BatchField}  # held, so a replaced object's id cannot be reused
+def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[dict[str, Any]]:
+    """The stage output contract, checked where a stage runs: the core and stage fields it sets are among its
+    declared `writes` (a field it sets without declaring would reach later stages unchecked by `build`). A
+    field is set when its object is replaced; writing into an existing tensor in place is not seen. Yields
+    the fields as they were, to check a batch the stage returns against them too."""
+    before = _snapshot(batch)
     yield before
     _check_writes(stage, kind, before, batch)
 
 
-def _check_writes(stage: Any, kind: str, before: dict[BatchField, Any], batch: RolloutBatch) -> None:
-    declared = _fields(stage, "writes", kind)
-    undeclared = sorted(f.value for f in BatchField if _replaced(before[f], batch.get(f)) and f not in declared)
+def _check_writes(stage: Any, kind: str, before: dict[str, Any], batch: RolloutBatch) -> None:
+    declared = {f.value for f in _fields(stage, "writes", kind)}
+    after = _snapshot(batch)
+    undeclared = sorted(name for name, value in after.items()
+                        if _replaced(before.get(name), value) and name not in declared)
     if undeclared:
         raise RuntimeError(f"{kind} stage {stage.name!r} set batch fields it does not declare in `writes`: "
                            f"{', '.join(undeclared)}")
@@ -77,21 +84,21 @@ def _replaced(old: Any, new: Any) -> bool:
     return old != new if isinstance(old, list) or isinstance(new, list) else old is not new
 
 
-def _fields(stage: Any, attr: str, kind: str) -> frozenset[BatchField]:
-    """A stage's declared fields as BatchField members; a name that is not a field is a ConfigError."""
+def _fields(stage: Any, attr: str, kind: str) -> frozenset[Field]:
+    """A stage's declared fields as `BatchField` / `StageField` members (a plain name is looked up); a name
+    that is not a declared field is a ConfigError."""
     out = set()
     for f in getattr(stage, attr, frozenset()):
         try:
-            out.add(BatchField(f))
-        except ValueError:
-            allowed = ", ".join(x.value for x in BatchField)
-            raise ConfigError(f"algorithm.{kind}", f"stage {stage.name!r} declares {attr} {f!r}, which is not a "
-                                                   f"batch field; allowed: {allowed}") from None
+            out.add(f if isinstance(f, (BatchField, StageField)) else field_named(f))
+        except ValueError as e:
+            raise ConfigError(f"algorithm.{kind}", f"stage {stage.name!r} declares {attr} {f!r}: {e}") from None
     return frozenset(out)
 
 
 def check_field_flow(stages: dict[str, Any]) -> None:
-    """Every read is written by the runtime or an earlier stage (phase order of the module docstring)."""
+    """Every read is written by the runtime or an earlier stage (phase order of the module docstring), and
+    the critic the runtime starts for a stage that reads `values` gets its targets: some stage writes `returns`."""
     available = set(ROLLOUT_FIELDS)
     phases = [("data_policy", "reads", set()), ("advantage", "reads", LOGPROB_PASS_FIELDS),
               ("aggregation", "reads", set()), ("token_selector", "reads", set()),
@@ -105,6 +112,12 @@ def check_field_flow(stages: dict[str, Any]) -> None:
             raise ConfigError(f"algorithm.{kind}", f"stage {stage.name!r} reads {', '.join(missing)}, which neither "
                                                    "the runtime nor an earlier stage writes at that point")
         available |= _fields(stage, "writes", kind)
+    value_readers = [s.name for k, s in stages.items() for a in ("reads", "prepare_reads")
+                     if BatchField.VALUES in _fields(s, a, k)]
+    if value_readers and BatchField.RETURNS not in available:
+        raise ConfigError("algorithm.advantage", f"stage {value_readers[0]!r} reads values, so the runtime starts a "
+                                                 "critic, which trains on `returns`; no stage writes them (use an "
+                                                 "advantage that does, e.g. gae)")
 
 
 def check_combination(stages: dict[str, Any]) -> None:
@@ -125,10 +138,10 @@ class DriverAlgorithm:
         self.data_policy, self.advantage = stages["data_policy"], stages["advantage"]
         self.token_selector, self.objective = stages["token_selector"], stages["objective"]
         self.aggregation = stages["aggregation"]
-        self.reads: frozenset[BatchField] = frozenset().union(
+        self.reads: frozenset[Field] = frozenset().union(
             *(_fields(s, a, k) for k, s in stages.items() for a in ("reads", "prepare_reads")))
         driver_stages = [self.data_policy, self.advantage, self.aggregation, self.token_selector]
-        self.driver_reads: frozenset[BatchField] = frozenset().union(
+        self.driver_reads: frozenset[Field] = frozenset().union(
             *(_fields(s, "reads", "") for s in driver_stages), _fields(self.objective, "prepare_reads", ""))
         self.group_aligned_microbatches: bool = any(getattr(s, "group_aligned", False) for s in stages.values())
         # what a replayed row must bring back beside its advantages: the advantage stage's other outputs
@@ -136,13 +149,13 @@ class DriverAlgorithm:
         # pi_old is the learner's log-prob on every row, off-policy ones too (a correction stage carries the
         # behaviour policy): the runtime's log-prob pass replaces the behaviour log-probs of stale rows
         self.old_logp_from_learner: bool = any(getattr(s, "old_logp_from_learner", False) for s in stages.values())
-        self.replay_fields: tuple[BatchField, ...] = tuple(sorted(
+        self.replay_fields: tuple[Field, ...] = tuple(sorted(
             _fields(self.advantage, "writes", "advantage") - {BatchField.ADVANTAGES}, key=lambda f: f.value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec})"
 
-    def needs(self, f: BatchField) -> bool:
+    def needs(self, f: Field) -> bool:
         """Whether any stage reads `f` (the runtime computes on-demand fields only when needed)."""
         return f in self.reads
 
@@ -197,7 +210,7 @@ class DriverAlgorithm:
                                  "`replay_fields` for them")
             full = stored.clone().to(part.dtype)
             full[fresh_rows] = part
-            setattr(b, f.value, full)
+            b.put(f, full)
         return metrics
 
     def prepare_minibatch(self, mb: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:

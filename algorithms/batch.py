@@ -13,8 +13,13 @@ Who writes what:
   `prox_logp` (learners, before the driver part runs), `ref_logp` (reference actor), `values` (critic
   actor: V(s_t) before each response token, under the critic's weights before this step's update),
   `cur_logp` (learners, on each whole mini-batch before its update);
-- stages: `advantages`, `returns` (the critic's regression targets), `seq_advantages`, `labels`, `loss_weights`, `token_weights`, `clip_low`,
-  `clip_high`, `behaviour_rows` (see each stage's `writes`).
+- stages, for the runtime: `advantages`, `loss_weights`, `token_weights` (the learner's loss) and
+  `returns` (the critic's regression targets; the runtime starts a critic when a stage reads `values`).
+
+A field one stage writes for another stage only (PACS's labels, GTPO's per-completion advantages,
+BAPO's bounds, ReMix's behaviour rows) is not a core field: its writer's module declares it as a
+`StageField` and the batch carries it in `stage_fields`, read and written with `get` / `put`. The
+runtime never names one; it slices, pads, concatenates, moves and replays them like core fields.
 
 `index` and `cat` slice / concatenate every per-row field, which is how the trainer cuts
 mini-batches, rank shards and micro-batches.
@@ -50,19 +55,48 @@ class BatchField(str, enum.Enum):
     CUR_LOGP = "cur_logp"
     PROX_LOGP = "prox_logp"
     ADVANTAGES = "advantages"
-    SEQ_ADVANTAGES = "seq_advantages"
-    LABELS = "labels"
     LOSS_WEIGHTS = "loss_weights"
     TOKEN_WEIGHTS = "token_weights"
-    CLIP_LOW = "clip_low"
-    CLIP_HIGH = "clip_high"
     REPLAYED = "replayed"
-    BEHAVIOUR_ROWS = "behaviour_rows"
     TEACHER_IDS = "teacher_ids"
     TEACHER_MASK = "teacher_mask"
     GT_PROBS = "gt_probs"
     VALUES = "values"
     RETURNS = "returns"
+
+
+@dataclass(frozen=True)
+class StageField:
+    """A field one stage writes for later stages and nothing else reads: declared once, in its writer's
+    module (`value` is its name, as for `BatchField`), listed in stages' `reads` / `writes` like a core
+    field, carried in `RolloutBatch.stage_fields`."""
+
+    value: str
+    per_token: bool  # (N,T) response-wide when True, else one value per row (N,)
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.value in {f.value for f in BatchField} or self.value in _SCALARS:
+            raise ValueError(f"stage field {self.value!r} would shadow a core batch field")
+        known = STAGE_FIELDS.setdefault(self.value, self)
+        if known != self:
+            raise ValueError(f"stage field {self.value!r} is declared twice, differently: {known} and {self}")
+
+
+#: every declared stage field by name (filled as the stage modules are imported)
+STAGE_FIELDS: dict[str, StageField] = {}
+Field = BatchField | StageField
+
+
+def field_named(name: str) -> Field:
+    """The core or stage field called `name`; ValueError naming the known ones otherwise."""
+    if name in STAGE_FIELDS:
+        return STAGE_FIELDS[name]
+    try:
+        return BatchField(name)
+    except ValueError:
+        known = sorted([f.value for f in BatchField] + list(STAGE_FIELDS))
+        raise ValueError(f"{name!r} is not a batch field; known: {', '.join(known)}") from None
 
 
 F = BatchField
@@ -86,9 +120,10 @@ def _as_index(idx, n: int) -> torch.Tensor:
     return t.to(torch.long).reshape(-1)
 
 
-@dataclass
+@dataclass(slots=True)
 class RolloutBatch:
-    """The full update batch (or a slice of it). (N,T) = rows x response tokens, (N,L) = model rows."""
+    """The full update batch (or a slice of it). (N,T) = rows x response tokens, (N,L) = model rows.
+    Slotted: setting a name that is not a declared field raises (stage fields go through `put`)."""
 
     response_ids: torch.Tensor                   # (N,T) long
     response_mask: torch.Tensor                  # (N,T) float 0/1, 0 on padding and tool/observation tokens
@@ -110,14 +145,9 @@ class RolloutBatch:
     prox_logp: torch.Tensor | None = None        # (N,T) pi_k: the policy at the start of this step (before its
                                                  #       updates); equals old_logp for fresh on-policy rows
     advantages: torch.Tensor | None = None       # (N,T)
-    seq_advantages: torch.Tensor | None = None   # (N,) per-completion advantage before token shaping
-    labels: torch.Tensor | None = None           # (N,) 0/1 correctness labels (PACS)
     loss_weights: torch.Tensor | None = None     # (N,T) global aggregation weights (sum = the batch loss)
     token_weights: torch.Tensor | None = None    # (N,T) token selection on top of loss_weights
-    clip_low: torch.Tensor | None = None         # (N,) per-row lower ratio bound (BAPO)
-    clip_high: torch.Tensor | None = None        # (N,) per-row upper ratio bound (BAPO)
     replayed: torch.Tensor | None = None         # (N,) bool: taken from the replay buffer (advantages stored)
-    behaviour_rows: torch.Tensor | None = None   # (N,) bool: ratio against the behaviour log-probs (ReMix)
     # IGPO (multi-turn rollouts that know the ground truth): the pseudo answer teacher-forced after each turn's
     # history, and the runtime pass's result
     teacher_ids: torch.Tensor | None = None      # (N,A) prefix + ground-truth answer ids, right-padded
@@ -126,6 +156,7 @@ class RolloutBatch:
                                                  #       turn k (p_0: prompt only); NaN where not computed
     values: torch.Tensor | None = None           # (N,T) critic's V(s_t) before token t (critic pass)
     returns: torch.Tensor | None = None          # (N,T) the critic's targets (GAE: advantages + values)
+    stage_fields: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # declared `StageField`s
     pad_id: int = 0
     step: int = 0
     max_response_len: int = 0  # the generation budget (rollout.max_new_tokens); 0 = unknown (use the width T)
@@ -137,16 +168,33 @@ class RolloutBatch:
     def __len__(self) -> int:
         return int(self.response_ids.shape[0])
 
-    def get(self, f: BatchField):
+    def get(self, f: Field) -> torch.Tensor | list[str] | None:
+        """A core field's value, or a stage field's (None when no stage wrote it)."""
+        if isinstance(f, StageField):
+            return self.stage_fields.get(f.value)
         return getattr(self, f.value)
 
+    def put(self, f: Field, value: torch.Tensor) -> None:
+        """Set a core or stage field; a stage field's shape is checked against its declaration."""
+        if not isinstance(f, StageField):
+            setattr(self, BatchField(f).value, value)
+            return
+        if STAGE_FIELDS.get(f.value) != f:
+            raise ValueError(f"stage field {f.value!r} is not declared (declare it with StageField)")
+        want = 2 if f.per_token else 1
+        if value.dim() != want or value.shape[0] != len(self):
+            raise ValueError(f"stage field {f.value!r} takes {'(N,T)' if f.per_token else '(N,)'} values for "
+                             f"{len(self)} rows, got shape {tuple(value.shape)}")
+        self.stage_fields[f.value] = value
+
     def copy(self) -> "RolloutBatch":
-        """Shallow copy (tensors shared, own prompt_keys list)."""
-        return dataclasses.replace(self, prompt_keys=list(self.prompt_keys))
+        """Shallow copy (tensors shared, own prompt_keys list and stage-field dict)."""
+        return dataclasses.replace(self, prompt_keys=list(self.prompt_keys), stage_fields=dict(self.stage_fields))
 
     def _map_rows(self, fn) -> dict:
-        return {f.name: (None if getattr(self, f.name) is None else fn(f.name, getattr(self, f.name)))
+        core = {f.name: (None if getattr(self, f.name) is None else fn(f.name, getattr(self, f.name)))
                 for f in dataclasses.fields(self) if f.name in _ROW_TENSORS}
+        return {**core, "stage_fields": {k: fn(k, t) for k, t in self.stage_fields.items()}}
 
     def to(self, device: torch.device | str) -> "RolloutBatch":
         """Every tensor on `device` (no copy for tensors already there)."""
@@ -204,11 +252,17 @@ class RolloutBatch:
                 kw[name] = torch.cat([torch.nn.functional.pad(t, (0, w - t.shape[1]), value=fill) for t in ts])
             else:
                 kw[name] = torch.cat(ts)
+        names = set(batches[0].stage_fields)
+        for b in batches:
+            if set(b.stage_fields) != names:
+                odd = sorted(names ^ set(b.stage_fields))
+                raise ValueError(f"RolloutBatch.cat: stage field(s) {', '.join(odd)} set in some batches only")
+        stage = {k: torch.cat([b.stage_fields[k] for b in batches]) for k in sorted(names)}
         keys = [k for b in batches for k in b.prompt_keys]
-        return dataclasses.replace(batches[0], prompt_keys=keys, **kw)
+        return dataclasses.replace(batches[0], prompt_keys=keys, stage_fields=stage, **kw)
 
 
-_SCALARS = ("prompt_keys", "pad_id", "step", "max_response_len")
+_SCALARS = ("prompt_keys", "pad_id", "step", "max_response_len", "stage_fields")
 _MODEL_WIDE = ("input_ids", "attention_mask")
 _OWN_WIDTH = ("teacher_ids", "teacher_mask", "gt_probs")
 _ROW_TENSORS = tuple(f.name for f in dataclasses.fields(RolloutBatch) if f.name not in _SCALARS)

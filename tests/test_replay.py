@@ -96,12 +96,13 @@ def test_the_advantage_stages_other_outputs_come_back_with_their_rows():
     """PACS labels (one per row) and GAE returns (one per token) are stored and replayed with their rows,
     through a checkpoint's state too; a batch without a field the algorithm names is refused."""
     from algorithms import BatchField
+    from algorithms.stages.advantages import LABELS
 
     src = _prepared(step=1, version=0)
-    src.labels = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    src.put(LABELS, torch.tensor([1.0, 0.0, 0.0, 1.0]))
     src.returns = torch.arange(src.response_mask.numel(), dtype=torch.float32).view_as(src.response_mask) * \
         src.response_mask
-    fields = (BatchField.LABELS, BatchField.RETURNS)
+    fields = (LABELS, BatchField.RETURNS)
     buf = ReplayBuffer(depth=2, max_staleness=4)
     with pytest.raises(ValueError, match="has no labels"):
         buf.add(_prepared(step=1, version=0), fields)
@@ -110,7 +111,7 @@ def test_the_advantage_stages_other_outputs_come_back_with_their_rows():
     again.load_state_dict(buf.state_dict())
     out = replay_batch(again.sample_groups(2), pad_id=0, step=2, max_response_len=8, first_group=0)
     rows = [2, 3, 0, 1]  # newest group first
-    assert out.labels.tolist() == [src.labels[i].item() for i in rows]
+    assert out.get(LABELS).tolist() == [src.get(LABELS)[i].item() for i in rows]
     for j, i in enumerate(rows):
         n = int(src.response_mask[i].sum())
         assert torch.equal(out.returns[j, :n], src.returns[i, :n]) and not out.returns[j, n:].any()

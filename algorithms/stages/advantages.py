@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from algorithms.batch import BatchField as F
-from algorithms.batch import RolloutBatch
+from algorithms.batch import RolloutBatch, StageField
 from algorithms.core import masked_mean
 from algorithms.dcpo import SmoothAdvantage
 from algorithms.grpo import group_advantages, overlong_penalty, rloo_advantages, shaped_rewards
@@ -17,6 +17,12 @@ from algorithms.noisy import forward_corrected_advantages, reinforce_advantages
 from algorithms.nsr import NSR_MODES, sample_advantages
 from algorithms.registry import meta, register
 from algorithms.stages.base import AdvantageEstimator, adv_metrics, need, seq_to_tokens
+
+#: GTPO's per-completion advantage before the entropy filter (its sign: positive / negative completion),
+#: read by the gtpo token selector
+SEQ_ADVANTAGES = StageField("seq_advantages", per_token=False, doc="(N,) GTPO's A = R - mean_g R before shaping")
+#: PACS's correctness labels y = 1[reward > threshold], read by the pacs objective
+LABELS = StageField("labels", per_token=False, doc="(N,) 0/1 correctness labels (PACS)")
 
 _GROUP_READS = frozenset({F.REWARDS, F.GROUP_IDS, F.RESPONSE_MASK})
 _ADV = frozenset({F.ADVANTAGES})
@@ -102,7 +108,7 @@ class GTPOAdvantage(AdvantageEstimator):
     """A = R - mean_g R, then GTPO entropy filter with the completion's mean old-policy entropy.
     The unfiltered A goes to `seq_advantages` (its sign defines positive/negative completions)."""
 
-    reads, writes = _GROUP_READS | {F.ENTROPY}, _ADV | {F.SEQ_ADVANTAGES}
+    reads, writes = _GROUP_READS | {F.ENTROPY}, _ADV | {SEQ_ADVANTAGES}
 
     @dataclass
     class Params:
@@ -114,7 +120,7 @@ class GTPOAdvantage(AdvantageEstimator):
         raw = group_advantages(batch.rewards, batch.group_ids, scale="none")
         seq_h = masked_mean(ent, batch.response_mask, dim=-1)
         shaped = entropy_filtered_advantages(raw, seq_h.to(raw.dtype), self.params.threshold, self.params.scale)
-        batch.seq_advantages = raw
+        batch.put(SEQ_ADVANTAGES, raw)
         adv = seq_to_tokens(shaped, batch.response_mask)
         return adv, {"gtpo/filtered_frac": float((seq_h > self.params.threshold).float().mean()),
                      "gtpo/seq_entropy": float(seq_h.mean()), **adv_metrics(adv, batch.response_mask)}
@@ -174,7 +180,7 @@ class PACSLabels(AdvantageEstimator):
     """PACS has no advantage: it writes labels y = 1[reward > threshold] to `labels` and sets the
     advantage tensor to zeros (the PACS objective does not read it)."""
 
-    reads, writes = frozenset({F.REWARDS, F.RESPONSE_MASK}), _ADV | {F.LABELS}
+    reads, writes = frozenset({F.REWARDS, F.RESPONSE_MASK}), _ADV | {LABELS}
 
     @dataclass
     class Params:
@@ -182,7 +188,7 @@ class PACSLabels(AdvantageEstimator):
 
     def compute(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         labels = (batch.rewards > self.params.threshold).to(torch.float32)
-        batch.labels = labels
+        batch.put(LABELS, labels)
         return torch.zeros_like(batch.response_mask, dtype=torch.float32), {"pacs/label_mean": float(labels.mean())}
 
 

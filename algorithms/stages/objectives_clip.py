@@ -4,7 +4,7 @@ the behaviour log-probs the ratio is taken against.
 - ppo_clip: fixed bounds (PPO eps 0.2 -> 0.8/1.2; DAPO clip-higher 0.8/1.28), optional dual clip.
 - dcpo: per-token dynamic bounds from the old token probability (arXiv 2509.02333 §4.1).
 - bapo: adaptive (c_low, c_high) searched on the whole mini-batch in `prepare_minibatch` (arXiv 2510.18927),
-  written to `clip_low` / `clip_high` for the learner's loss.
+  written to the stage fields `clip_low` / `clip_high` for the learner's loss.
 - remix: ratio against the generating policy for replayed samples, clip window centred on pi_k / pi_behaviour
   (arXiv 2507.06892; see algorithms/remix.py).
 """
@@ -17,12 +17,19 @@ import torch
 
 from algorithms.bapo import BAPO_MODES, adaptive_bounds, contribution_ratio
 from algorithms.batch import BatchField as F
-from algorithms.batch import RolloutBatch
+from algorithms.batch import RolloutBatch, StageField
 from algorithms.core import clip_fractions, clipped_surrogate
 from algorithms.dcpo import dynamic_clip_bounds
 from algorithms.registry import ParamError, meta, register
 from algorithms.remix import centred_clip_bounds, reincarnated
 from algorithms.stages.base import Metrics, Objective, StepPlan, need, wmax, wmean
+
+#: BAPO's bounds searched on the whole mini-batch by `prepare_minibatch`, read by its loss on each micro-batch
+CLIP_LOW = StageField("clip_low", per_token=False, doc="(N,) BAPO's lower ratio bound of the row's mini-batch")
+CLIP_HIGH = StageField("clip_high", per_token=False, doc="(N,) BAPO's upper ratio bound of the row's mini-batch")
+#: ReMix's choice, made once per step by `prepare`: rows whose ratio is taken against the behaviour log-probs
+BEHAVIOUR_ROWS = StageField("behaviour_rows", per_token=False, doc="(N,) bool: ratio against the behaviour "
+                                                                   "log-probs (ReMix)")
 
 
 def clip_loss(logp: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, low, high, dual: float | None,
@@ -89,7 +96,7 @@ class BAPOClip(Objective):
     """Bounds searched on the whole mini-batch before its update, from the current policy's ratio
     (`cur_logp` against `old_logp`), then fixed for every micro-batch of that mini-batch."""
 
-    writes = frozenset({F.CLIP_LOW, F.CLIP_HIGH})
+    writes = frozenset({CLIP_LOW, CLIP_HIGH})
     reads = _CLIP_READS | writes
 
     @dataclass
@@ -128,18 +135,18 @@ class BAPOClip(Objective):
                                         p.low_step, p.high_start, p.high_max, p.high_step, p.mode, behaviour)
         value = min(contribution_ratio(ratio, mb.advantages, carrying, c_low, c_high, p.mode, behaviour), 1e6)
         out = mb.copy()
-        out.clip_low = torch.full((len(mb),), c_low, dtype=torch.float64)
-        out.clip_high = torch.full((len(mb),), c_high, dtype=torch.float64)
+        out.put(CLIP_LOW, torch.full((len(mb),), c_low, dtype=torch.float64))
+        out.put(CLIP_HIGH, torch.full((len(mb),), c_high, dtype=torch.float64))
         return out, {"bapo/c_low_mean": c_low, "bapo/c_high_mean": c_high, "bapo/balance": value}
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
-        if mb.clip_low is None or mb.clip_high is None:
+        low, high = mb.get(CLIP_LOW), mb.get(CLIP_HIGH)
+        if low is None or high is None:
             raise RuntimeError("objective bapo: call prepare_minibatch(mb) on the whole mini-batch (with "
                                "cur_logp) before slicing it into micro-batches")
         old = need(mb.old_logp, "old_logp", "objective bapo")
-        low = mb.clip_low.to(logp.dtype).unsqueeze(-1)
-        high = mb.clip_high.to(logp.dtype).unsqueeze(-1)
-        return clip_loss(logp, old, mb.advantages, low, high, self.params.dual_clip, w)
+        return clip_loss(logp, old, mb.advantages, low.to(logp.dtype).unsqueeze(-1),
+                         high.to(logp.dtype).unsqueeze(-1), self.params.dual_clip, w)
 
 
 @register("objective", "remix")
@@ -150,7 +157,7 @@ class RemixClip(Objective):
     on, everything is on-policy and the reference is reset to the policy of that step."""
 
     prepare_reads = frozenset({F.REPLAYED, F.VERSIONS})
-    writes = frozenset({F.BEHAVIOUR_ROWS})
+    writes = frozenset({BEHAVIOUR_ROWS})
 
     @dataclass
     class Params(ClipParams):
@@ -164,7 +171,7 @@ class RemixClip(Objective):
 
     @property
     def reads(self) -> frozenset[F]:
-        base = _CLIP_READS | {F.SAMPLING_LOGP, F.BEHAVIOUR_ROWS}
+        base = _CLIP_READS | {F.SAMPLING_LOGP, BEHAVIOUR_ROWS}
         return frozenset(base | {F.PROX_LOGP} if self.params.centred else base)
 
     def plan(self, step: int) -> StepPlan | None:
@@ -182,12 +189,12 @@ class RemixClip(Objective):
         now = reincarnated(batch.step, self.params.reincarnate_at)
         if now:  # on-policy from the reincarnation on
             use = torch.zeros_like(use)
-        batch.behaviour_rows = use
+        batch.put(BEHAVIOUR_ROWS, use)
         return {"remix/replayed_frac": float(use.float().mean()) if n else 0.0, "remix/reincarnated": float(now)}
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         old = need(mb.old_logp, "old_logp", "objective remix")
-        rep = mb.behaviour_rows
+        rep = mb.get(BEHAVIOUR_ROWS)
         if rep is not None and bool(rep.any()):
             samp = need(mb.sampling_logp, "sampling_logp", "objective remix")
             old = torch.where(rep.to(old.device).unsqueeze(-1), samp, old)

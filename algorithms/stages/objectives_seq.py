@@ -19,6 +19,7 @@ from algorithms.core import clip_fractions, clipped_surrogate
 from algorithms.gspo import gspo_token_old_logp, sequence_ratio
 from algorithms.pacs import PACS_BASELINES, PACS_WEIGHTINGS, pacs_sequence_terms
 from algorithms.registry import meta, register
+from algorithms.stages.advantages import LABELS
 from algorithms.stages.base import Metrics, Objective, need, wmean
 
 
@@ -79,13 +80,13 @@ class PACSObjective(Objective):
     @property
     def reads(self) -> frozenset[F]:
         base = F.OLD_LOGP if self.params.psi_against == "old" else F.REF_LOGP
-        return frozenset({base, F.LABELS, F.GROUP_IDS, F.RESPONSE_MASK})
+        return frozenset({base, LABELS, F.GROUP_IDS, F.RESPONSE_MASK})
 
     def loss(self, logp: torch.Tensor, mb: RolloutBatch, w: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         p = self.params
         base = mb.old_logp if p.psi_against == "old" else mb.ref_logp
         base = need(base, f"{p.psi_against}_logp", "objective pacs")
-        labels = need(mb.labels, "labels (advantage 'pacs')", "objective pacs").to(logp.dtype)
+        labels = need(mb.get(LABELS), "labels (advantage 'pacs')", "objective pacs").to(logp.dtype)
         row_w = w.sum(-1)
         # zero-weight rows (trainer padding copies, empty responses) stay out of every group's statistics
         gid = torch.where(row_w > 0, mb.group_ids, -1 - torch.arange(len(mb), device=row_w.device))

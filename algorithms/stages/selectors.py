@@ -17,6 +17,7 @@ from algorithms.batch import RolloutBatch
 from algorithms.forking import high_entropy_mask
 from algorithms.gtpo import conflict_weights
 from algorithms.registry import meta, register
+from algorithms.stages.advantages import SEQ_ADVANTAGES
 from algorithms.stages.base import TokenSelector, need
 
 
@@ -48,8 +49,8 @@ class ForkingTokens(TokenSelector):
 
 @register("token_selector", "gtpo")
 class GTPOConflicts(TokenSelector):
-    """Reads the per-completion `seq_advantages` when an earlier stage wrote them (GTPO's advantage),
-    else the row sum of `advantages` (its sign is what matters)."""
+    """Reads the per-completion `seq_advantages` when an earlier stage wrote them (GTPO's advantage; an
+    optional read, so not in `reads`), else the row sum of `advantages` (its sign is what matters)."""
 
     reads = frozenset({F.ADVANTAGES, F.RESPONSE_IDS, F.RESPONSE_MASK, F.GROUP_IDS})
     writes = frozenset({F.TOKEN_WEIGHTS})
@@ -60,7 +61,7 @@ class GTPOConflicts(TokenSelector):
         reduce: str = meta("mean", choices=("mean", "sum"))
 
     def select(self, batch: RolloutBatch) -> tuple[torch.Tensor | None, bool, dict[str, float]]:
-        raw = batch.seq_advantages
+        raw = batch.get(SEQ_ADVANTAGES)
         if raw is None:
             raw = need(batch.advantages, "advantages", "token_selector gtpo").sum(-1)
         w, n_conf = conflict_weights(batch.response_ids, raw, batch.response_mask, batch.group_ids,

@@ -11,7 +11,9 @@ import torch
 
 import algorithms
 from algorithms import BatchField, ConfigError, RolloutBatch
+from algorithms.stages.advantages import LABELS, SEQ_ADVANTAGES
 from algorithms.stages.base import Objective, wmean
+from algorithms.stages.objectives_clip import BEHAVIOUR_ROWS, CLIP_LOW
 from alg_helpers import current_logp, random_batch
 
 
@@ -94,13 +96,13 @@ def test_import_path_stage():
 
 def test_a_stage_that_sets_an_undeclared_field_fails_naming_it():
     """The stage output contract: what a stage sets on the batch is among its `writes`. A user objective
-    whose driver hook sets `clip_low` without declaring it fails where it runs, naming the stage and field;
-    declaring it is enough."""
+    whose driver hook sets the stage field `clip_low` or the core field `token_weights` without declaring it
+    fails where it runs, naming the stage and field; declaring it is enough."""
     mod = types.ModuleType("my_ext_writers")
 
     class SneakyClip(Objective):
         def prepare(self, batch):
-            batch.clip_low = torch.full_like(batch.response_mask, 0.5)
+            batch.put(CLIP_LOW, torch.full((len(batch),), 0.5))
             return {}
 
         def loss(self, logp, mb, w):
@@ -108,18 +110,26 @@ def test_a_stage_that_sets_an_undeclared_field_fails_naming_it():
             return (per_tok * w).sum(), wmean("actor/pg_loss", per_tok, w)
 
     class DeclaredClip(SneakyClip):
-        writes = frozenset({BatchField.CLIP_LOW})
+        writes = frozenset({CLIP_LOW})
 
-    mod.SneakyClip, mod.DeclaredClip = SneakyClip, DeclaredClip
+    class SneakyWeights(SneakyClip):
+        def prepare(self, batch):
+            batch.token_weights = torch.ones_like(batch.response_mask)
+            return {}
+
+    mod.SneakyClip, mod.DeclaredClip, mod.SneakyWeights = SneakyClip, DeclaredClip, SneakyWeights
     sys.modules["my_ext_writers"] = mod
     try:
         sneaky = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:SneakyClip"}})
         with pytest.raises(RuntimeError, match="objective stage 'my_ext_writers:SneakyClip' set batch fields it "
                                                "does not declare in `writes`: clip_low"):
             sneaky.prepare(random_batch())
+        weights = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:SneakyWeights"}})
+        with pytest.raises(RuntimeError, match="does not declare in `writes`: token_weights"):
+            weights.prepare(random_batch())
         batch, _ = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:DeclaredClip"}}).prepare(
             random_batch())
-        assert torch.all(batch.clip_low == 0.5)
+        assert torch.all(batch.get(CLIP_LOW) == 0.5)
     finally:
         del sys.modules["my_ext_writers"]
 
@@ -255,11 +265,11 @@ def test_remix_centred_clip_convex_kl_and_reincarnation():
     b.versions = torch.tensor([0] * 6 + [1] * 6)   # rows 0-5 replayed from an older policy
     b.prox_logp = b.old_logp + 0.05                # pi_k, the policy before this step's update
     prepared, metrics = algo.prepare(b)
-    assert prepared.behaviour_rows.tolist() == [True] * 6 + [False] * 6
+    assert prepared.get(BEHAVIOUR_ROWS).tolist() == [True] * 6 + [False] * 6
     assert metrics["remix/replayed_frac"] == 0.5
     logp = current_logp(prepared)
     loss, m = algo.loss(logp, prepared)
-    behaviour = torch.where(prepared.behaviour_rows.unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
+    behaviour = torch.where(prepared.get(BEHAVIOUR_ROWS).unsqueeze(1), prepared.sampling_logp, prepared.old_logp)
     low, high = algorithms.remix.centred_clip_bounds(prepared.prox_logp, behaviour, 0.2, 0.2)
     per_tok = algorithms.clipped_surrogate(logp, behaviour, prepared.advantages, low, high)
     kl = algorithms.remix.convex_kl(logp, prepared.ref_logp, prepared.prox_logp, 1.0, "k3")  # lambda(1) = 1
@@ -270,7 +280,7 @@ def test_remix_centred_clip_convex_kl_and_reincarnation():
     assert algo.plan(4) == algorithms.StepPlan(off_policy=False, reference_from_step=3)
     b.step = 3
     prepared, metrics = algo.prepare(b)
-    assert metrics["remix/reincarnated"] == 1.0 and not prepared.behaviour_rows.any()
+    assert metrics["remix/reincarnated"] == 1.0 and not prepared.get(BEHAVIOUR_ROWS).any()
     assert algo.state_dict() == {}  # everything follows from the step: nothing to checkpoint
 
 
@@ -317,7 +327,7 @@ def test_entropy_metric_prefers_current_entropy():
 class _ReadsNothingWritten(Objective):
     """A user objective that reads `labels`, which only the PACS advantage writes."""
 
-    reads = frozenset({algorithms.BatchField.LABELS})
+    reads = frozenset({LABELS})
 
     @dataclass
     class Params:
@@ -359,6 +369,24 @@ def test_a_read_nobody_writes_fails_at_build_naming_stage_and_field():
             algorithms.build({"preset": "grpo", "objective": {"name": "my_ext_stages:T"}})
     finally:
         del sys.modules["my_ext_stages"]
+
+
+def test_a_stage_reading_values_needs_a_stage_that_writes_the_critics_returns():
+    """Reading `values` makes the runtime start a critic, which trains on `returns`: a spec where no stage
+    writes them fails at build (before any actor starts), naming the reader."""
+    from algorithms.algorithm import check_field_flow
+    from algorithms.stages.base import AdvantageEstimator
+
+    class ValueBaseline(AdvantageEstimator):
+        name = "value_baseline"
+        reads = frozenset({algorithms.BatchField.REWARDS, algorithms.BatchField.VALUES})
+        writes = frozenset({algorithms.BatchField.ADVANTAGES})
+
+    stages = dict(algorithms.build({"preset": "grpo"}).stages, advantage=ValueBaseline())
+    with pytest.raises(ConfigError, match="stage 'value_baseline' reads values, so the runtime starts a critic, "
+                                          "which trains on `returns`; no stage writes them"):
+        check_field_flow(stages)
+    check_field_flow(algorithms.build({"preset": "ppo"}).stages)  # gae writes them
 
 
 def test_phase_order_data_policy_cannot_read_log_prob_pass_fields():
@@ -424,13 +452,14 @@ def test_replayed_rows_keep_their_stored_advantages():
     assert torch.equal(out.advantages[:6], fresh.advantages)      # fresh: computed on the fresh rows alone
     # the estimator's other outputs: computed for fresh rows, kept as stored for replayed ones
     gtpo = algorithms.build({"preset": "gtpo"})
-    assert gtpo.replay_fields == (BatchField.SEQ_ADVANTAGES,)
+    assert gtpo.replay_fields == (SEQ_ADVANTAGES,)
     with pytest.raises(ValueError, match="replayed rows carry no stored 'seq_advantages'"):
         gtpo.prepare(b)
-    b.seq_advantages = torch.where(b.replayed, torch.tensor(0.5), torch.tensor(0.0))
+    b.put(SEQ_ADVANTAGES, torch.where(b.replayed, torch.tensor(0.5), torch.tensor(0.0)))
     out, _ = gtpo.prepare(b)
-    assert out.seq_advantages[6:].tolist() == [0.5] * 6
-    assert torch.equal(out.seq_advantages[:6], gtpo.prepare(b.index(torch.arange(6)).copy())[0].seq_advantages)
+    assert out.get(SEQ_ADVANTAGES)[6:].tolist() == [0.5] * 6
+    fresh_only = gtpo.prepare(b.index(torch.arange(6)).copy())[0].get(SEQ_ADVANTAGES)
+    assert torch.equal(out.get(SEQ_ADVANTAGES)[:6], fresh_only)
 
 
 def test_replayed_rows_keep_pacs_labels_and_gtpo_conflicts():
@@ -445,7 +474,7 @@ def test_replayed_rows_keep_pacs_labels_and_gtpo_conflicts():
         replayed.replayed = torch.tensor([False] * 4 + [True] * 4)
         replayed.advantages = ref.advantages * replayed.replayed.unsqueeze(1)  # stored at generation time
         for f in algorithms.build({"preset": preset}).replay_fields:
-            setattr(replayed, f.value, ref.get(f) * replayed.replayed.to(ref.get(f).dtype))
+            replayed.put(f, ref.get(f) * replayed.replayed.to(ref.get(f).dtype))
         algo = algorithms.build({"preset": preset})
         out, _ = algo.prepare(replayed)
         for f in (BatchField.ADVANTAGES, BatchField.LOSS_WEIGHTS, *algo.replay_fields):

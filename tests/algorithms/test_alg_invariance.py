@@ -7,6 +7,7 @@ import torch
 import algorithms
 from algorithms import RolloutBatch
 from algorithms.core import AGG_MODES
+from algorithms.stages.objectives_clip import CLIP_HIGH, CLIP_LOW
 from alg_helpers import current_logp, random_batch
 
 # group sizes 3,3,2,4 -> rows 0-2 | 3-5 | 6-7 | 8-11
@@ -95,14 +96,14 @@ CODE_SEARCH = {"low_max": 0.8, "low_step": 0.05, "high_max": 2.0, "high_step": 0
 def test_bapo_bounds_are_global(mode, params):
     spec = {"preset": "bapo", "objective": {"mode": mode, **params}}
     algo, batch, logp0, _ = check_invariance(spec)
-    bounds = (float(batch.clip_low[0]), float(batch.clip_high[0]))
+    bounds = (float(batch.get(CLIP_LOW)[0]), float(batch.get(CLIP_HIGH)[0]))
     # bounds computed on a micro-batch alone differ, so per-slice bounds would change the loss
     part = batch.index(torch.arange(3, 7))
-    part.clip_low = part.clip_high = None
+    part.stage_fields.clear()
     local, metrics = algo.prepare_minibatch(part)
-    assert (float(local.clip_low[0]), float(local.clip_high[0])) != pytest.approx(bounds)
-    assert metrics["bapo/c_low_mean"] == float(local.clip_low[0])
-    assert metrics["bapo/c_high_mean"] == float(local.clip_high[0])
+    assert (float(local.get(CLIP_LOW)[0]), float(local.get(CLIP_HIGH)[0])) != pytest.approx(bounds)
+    assert metrics["bapo/c_low_mean"] == float(local.get(CLIP_LOW)[0])
+    assert metrics["bapo/c_high_mean"] == float(local.get(CLIP_HIGH)[0])
     assert algo.state_dict() == {}  # the bounds are searched afresh for each mini-batch: no state
 
 

@@ -2,8 +2,8 @@
 
 Each kept sample is stored as plain token-level lists: prompt ids, response ids, the behaviour
 log-probs of the policy that generated it, that policy's version, the reward, the advantages computed
-at generation time and the advantage stage's other outputs (`extras`: PACS labels, GTPO's per-completion
-advantages, GAE returns; the fields the algorithm names in `replay_fields`), the prompt key, the step it
+at generation time and the advantage stage's other outputs (`extras`: the core or stage fields the
+algorithm names in `replay_fields`, stored by name), the prompt key, the step it
 was generated for, and a group id unique over the run.
 Samples go in and come out by whole groups (advantages are group-relative).
 
@@ -23,7 +23,7 @@ from typing import Iterable
 
 import torch
 
-from algorithms import BatchField, RolloutBatch
+from algorithms import Field, RolloutBatch, field_named
 from rltrain.driver.flow.rollout import pack_samples
 
 SAMPLING = ("recent", "uniform")
@@ -67,7 +67,7 @@ class ReplayBuffer:
     def groups(self) -> list[int]:
         return list(dict.fromkeys(s.group for s in self.samples))
 
-    def add(self, batch: RolloutBatch, extras: Iterable[BatchField] = ()) -> int:
+    def add(self, batch: RolloutBatch, extras: Iterable[Field] = ()) -> int:
         """Store the rows of a prepared batch that were not replayed (fresh samples, with their
         advantages and the fields `extras`); returns how many samples were added."""
         missing = [f.value for f in extras if batch.get(f) is None]
@@ -137,7 +137,7 @@ def replay_batch(groups: list[list[ReplaySample]], pad_id: int, step: int, max_r
         max_response_len=max_response_len, turn_ids=torch.where(mask > 0, 0, -1).long(),
         token_rewards=torch.zeros_like(mask))
     for name, t in zip(per_token, token_extras):
-        setattr(batch, name, t)
-    for name in rows[0].extras.keys() - set(per_token):
-        setattr(batch, name, torch.tensor([s.extras[name] for s in rows], dtype=torch.float32))
+        batch.put(field_named(name), t)
+    for name in sorted(rows[0].extras.keys() - set(per_token)):
+        batch.put(field_named(name), torch.tensor([s.extras[name] for s in rows], dtype=torch.float32))
     return batch

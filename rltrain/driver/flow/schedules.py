@@ -169,7 +169,7 @@ class ReplaySchedule(SyncSchedule):
         for f in self.collector.algo.replay_fields:  # (so are the advantage stage's other outputs)
             if old.get(f) is not None:
                 like = fresh.response_mask if old.get(f).dim() == 2 else fresh.rewards
-                setattr(fresh, f.value, torch.zeros_like(like, dtype=torch.float32))
+                fresh.put(f, torch.zeros_like(like, dtype=torch.float32))
         width = max(fresh.response_ids.shape[1], old.response_ids.shape[1])
         model_width = max(fresh.input_ids.shape[1], old.input_ids.shape[1])
         batch = RolloutBatch.cat([fresh.padded(width, model_width), old.padded(width, model_width)])
