@@ -156,3 +156,23 @@ def test_the_plans_edges_become_one_sync_strategy_per_method():
     assert [(type(s), s.engines) for s in cpu.strategies] == [(BroadcastSync, [0, 1, 2])]
     assert PlannedSync(_plan(["placement=colocated"], 0)).methods == "in_process"
     assert PlannedSync(_plan(["sync.method=object_store"], 4)).methods == "object_store"
+
+
+@pytest.mark.parametrize("gpus", [0, 2, 16])
+def test_engine_hosting_is_read_from_the_plan(gpus):
+    """The ActorSet's engine hosting is chosen once, from the plan: colocated, the one engine is inside
+    learner rank 0 (its rollout group is that actor, and it cannot be replaced alone); separate, each engine
+    is an actor of its own."""
+    from rltrain.workers.colocated import ColocatedLearner
+    from rltrain.workers.engine_hosting import EngineInLearner, EnginesInOwnActors, engine_hosting
+    from rltrain.workers.learner import Learner
+
+    inside = engine_hosting(_plan(["placement=colocated", "learner.num_ranks=2"], gpus))
+    assert isinstance(inside, EngineInLearner) and not inside.replaceable
+    assert inside.learner_rank(0, lambda w: {"engine": w}) == (ColocatedLearner, {"worker": {"engine": 0}})
+    assert inside.learner_rank(1, lambda w: {"engine": w}) == (Learner, {})
+    assert inside.rollout_actors(["rank0", "rank1"], lambda w: f"worker{w}", 1) == ["rank0"]
+    own = engine_hosting(_plan(["rollout.num_workers=2"], gpus))
+    assert isinstance(own, EnginesInOwnActors) and own.replaceable
+    assert own.learner_rank(0, lambda w: {"engine": w}) == (Learner, {})
+    assert own.rollout_actors(["rank0"], lambda w: f"worker{w}", 2) == ["worker0", "worker1"]

@@ -20,11 +20,10 @@ import ray
 
 from rltrain.config import Config, engine_dtype, engine_options
 from rltrain.engines import resolve_engine_name
-from rltrain.workers.colocated import ColocatedLearner
 from rltrain.workers.critic import Critic
 from rltrain.workers.deepspeed_role import RankSpec
+from rltrain.workers.engine_hosting import engine_hosting
 from rltrain.workers.group import RankGroup
-from rltrain.workers.learner import Learner
 from rltrain.workers.placement import actor_options, cpu_threads, learner_rendezvous, place
 from rltrain.workers.planner import Plan
 from rltrain.workers.reference import Reference
@@ -44,7 +43,7 @@ class ActorSet:
     def __init__(self, cfg: Config, plan: Plan, model_path: str, overlap: bool) -> None:
         self.cfg, self.plan, self.model_path, self.overlap = cfg, plan, model_path, overlap
         self.algorithm: dict[str, Any] = cfg.algorithm.spec()
-        self.colocated = cfg.placement == "colocated"  # the rollout group's only member is learner rank 0
+        self.hosting = engine_hosting(plan)  # engines in actors of their own, or inside learner rank 0
         self.learners, self.workers = RankGroup([]), RankGroup([])
         self.reference = RankGroup([]) if plan.of("reference") else None
         self.critic = RankGroup([]) if plan.of("critic") else None
@@ -72,13 +71,15 @@ class ActorSet:
                                 world_size=cfg.learner.num_ranks, master=master, dtype=cfg.model.dtype,
                                 seed=cfg.trainer.seed, gradient_checkpointing=cfg.model.gradient_checkpointing)
 
-            return [self._remote(ColocatedLearner, "learner", 0, spec(0), **policy, worker=self._worker_kwargs(0))
-                    if self.colocated and r == 0 else self._remote(Learner, "learner", r, spec(r), **policy)
-                    for r in range(cfg.learner.num_ranks)]
+            def rank(r: int):
+                cls, hosted = self.hosting.learner_rank(r, self._worker_kwargs)
+                return self._remote(cls, "learner", r, spec(r), **policy, **hosted)
+
+            return [rank(r) for r in range(cfg.learner.num_ranks)]
 
         self.learners.actors[:] = self._start_world("learner", learners)
-        self.workers.actors[:] = self.learners.actors[:1] if self.colocated else [
-            self._spawn_worker(w) for w in range(cfg.rollout.num_workers)]
+        self.workers.actors[:] = self.hosting.rollout_actors(self.learners.actors, self._spawn_worker,
+                                                             cfg.rollout.num_workers)
         if self.reference is not None:
             self.reference.actors[:] = [self._remote(
                 Reference, "reference", 0, model_path=cfg.reference.path or self.model_path,
@@ -155,7 +156,7 @@ class ActorSet:
     def replace_worker(self, i: int) -> None:
         """Kill rollout worker i (if it still lives) and start a fresh one in its slot; the caller syncs its
         weights (and, with the collective sync, forms its group anew)."""
-        if self.colocated:
+        if not self.hosting.replaceable:
             raise RuntimeError("colocated placement: the engine lives in learner rank 0 and cannot be replaced alone")
         ray.kill(self.workers.actors[i])
         self.workers.actors[i] = self._spawn_worker(i)
@@ -170,8 +171,7 @@ class ActorSet:
     def stop(self) -> None:
         """Kill every actor and release the placement group the set made (safe to call twice)."""
         self.learners.kill()
-        if not self.colocated:
-            self.workers.kill()
+        self.hosting.stop(self.workers)
         for optional in (self.reference, self.critic):
             if optional is not None:
                 optional.kill()
