@@ -239,3 +239,14 @@ def test_colocated_vllm_with_several_learner_ranks_is_refused_not_hung():
     with pytest.raises(ConfigError, match=r"^placement: colocated with rollout.engine: vllm needs learner.num_ranks: 1"):
         load(None, ["placement=colocated", "rollout.engine=vllm", "learner.num_ranks=2"])
     assert load(None, ["placement=colocated", "rollout.engine=vllm"]).learner.num_ranks == 1
+
+
+def test_the_algorithm_section_has_one_entry_per_stage_kind():
+    """The config's stage sections are the algorithms package's stage kinds, in its order (a kind added there
+    without a config section, or the reverse, fails here); each aggregation mode is its own stage class."""
+    import algorithms
+    from rltrain.config.schema import STAGES
+
+    assert STAGES == algorithms.STAGE_KINDS
+    modes = {m: algorithms.REGISTRY["aggregation"][m] for m in algorithms.AGG_MODES}
+    assert len(set(modes.values())) == len(modes) and all(cls.mode == m for m, cls in modes.items())

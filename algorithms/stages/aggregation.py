@@ -1,4 +1,5 @@
-"""Aggregation stage: the mode name (core.AGG_MODES) + an optional length budget (Dr.GRPO)."""
+"""Aggregation stages: one registered class per mode of core.AGG_MODES (its `mode`, fixed by the class)
++ an optional length budget (Dr.GRPO)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from algorithms.stages.base import Aggregation
 
 
 class ModeAggregation(Aggregation):
+    mode: str = ""  # one of AGG_MODES, set by each registered subclass
+
     @dataclass
     class Params:
         # seq-mean-token-sum-norm only (Dr.GRPO's constant): None = the generation budget (rollout.max_new_tokens)
@@ -21,12 +24,12 @@ class ModeAggregation(Aggregation):
 
     @property
     def reads(self) -> frozenset[F]:
-        return frozenset({F.RESPONSE_MASK, F.GROUP_IDS} if self.name == "group-token-mean" else {F.RESPONSE_MASK})
+        return frozenset({F.RESPONSE_MASK, F.GROUP_IDS} if self.mode == "group-token-mean" else {F.RESPONSE_MASK})
 
     def weights(self, batch: RolloutBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
         m = batch.response_mask if mask is None else mask
-        return aggregation_weights(m, self.name, batch.group_ids, self.params.length_budget or batch.response_budget())
+        return aggregation_weights(m, self.mode, batch.group_ids, self.params.length_budget or batch.response_budget())
 
 
 for _mode in AGG_MODES:
-    register("aggregation", _mode)(ModeAggregation)
+    register("aggregation", _mode)(type(f"Aggregation[{_mode}]", (ModeAggregation,), {"mode": _mode}))

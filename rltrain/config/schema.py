@@ -150,9 +150,6 @@ class RewardConfig(Section):
         return functions
 
 
-STAGES = ("data_policy", "advantage", "token_selector", "objective", "regularizer", "aggregation", "correction")
-
-
 class AlgorithmConfig(Section):
     """A preset (`grpo`, `dapo+forking`, ...) plus optional stage overrides, each a dict
     `{name: <registered name or pkg.mod:attr>, **params}`; checked by the `algorithms` package."""
@@ -173,6 +170,9 @@ class AlgorithmConfig(Section):
             if getattr(self, stage):
                 out[stage] = dict(getattr(self, stage))
         return out
+
+
+STAGES = tuple(k for k in AlgorithmConfig.model_fields if k != "preset")  # its stage sections, in field order
 
 
 class SyncConfig(Section):
