@@ -416,3 +416,14 @@ def test_signal_frac_counts_groups_with_a_reward_spread():
     m = rollout_metrics(records, max_new_tokens=4)
     assert m["data/signal_frac"] == 0.25 and m["rollout/frac_reward_zero_std"] == 0.75
     assert m["rollout/samples"] == 8 and m["rollout/dropped_samples"] == 1
+
+
+def test_deepspeed_precision_accumulates_bf16_gradients_in_fp32():
+    """bf16 weights get fp32 gradient accumulation, which DeepSpeed gives from ZeRO-1 on (stage 0 runs as 1);
+    fp32 weights keep the stage asked for and no data_types section."""
+    from rltrain.workers.deepspeed_role import deepspeed_precision
+
+    fp32 = {"bf16": {"enabled": False}}
+    bf16 = {"bf16": {"enabled": True}, "data_types": {"grad_accum_dtype": "fp32"}}
+    assert [deepspeed_precision(z, "float32") for z in range(4)] == [(z, fp32) for z in range(4)]
+    assert [deepspeed_precision(z, "bfloat16") for z in range(4)] == [(1, bf16), (1, bf16), (2, bf16), (3, bf16)]

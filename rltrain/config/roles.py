@@ -26,7 +26,7 @@ class LearnerConfig(Section):
     """DeepSpeed learners: one Ray actor per rank."""
 
     num_ranks: int = Field(1, ge=1)
-    zero_stage: Literal[0, 1, 2, 3] = 0
+    zero_stage: Literal[0, 1, 2, 3] = 0  # with bf16 weights 0 runs as 1 (fp32 gradient accumulation needs ZeRO-1)
     micro_batch_size: int = Field(64, ge=1)  # sequences per forward/backward on one rank
     # and at most this many padded tokens (rows x longest row) per micro-batch; 0 = rows only. Rows are
     # bucketed by length either way (rltrain/workers/sharding.py); the loss does not depend on the cuts

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DeepSpeedRole", "RankSpec", "compile_decoder_layers", "enable_gradient_checkpointing"]
+__all__ = ["DeepSpeedRole", "RankSpec", "compile_decoder_layers", "deepspeed_precision", "enable_gradient_checkpointing"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,18 @@ def _setup_process(rank: int, world_size: int, master: tuple[str, int], threads:
 
 
 
+def deepspeed_precision(zero_stage: int, dtype: str) -> tuple[int, dict[str, Any]]:
+    """The ZeRO stage DeepSpeed runs and its precision sections, for weights of `dtype`. bf16 weights
+    accumulate their gradients in fp32 over micro-batches and ranks (`data_types.grad_accum_dtype`; a bf16
+    running sum drops the low bits of every later micro-batch's gradient). DeepSpeed 0.19 does that from
+    ZeRO-1 on (at stage 1 with its BF16 optimizer: fp32 master weights and gradient buffers) and refuses it
+    at stage 0, so a stage-0 request runs as stage 1: for one rank that partitions nothing, for several
+    it partitions the optimizer state."""
+    if dtype != "bfloat16":
+        return zero_stage, {"bf16": {"enabled": False}}
+    return max(zero_stage, 1), {"bf16": {"enabled": True}, "data_types": {"grad_accum_dtype": "fp32"}}
+
+
 class DeepSpeedRole:
     """One rank's DeepSpeed engine. All ranks of a role must be called together for collective methods
     (`train_minibatch`, `save`, `load`, `export`, and whatever a role adds that gathers ZeRO-3 weights)."""
@@ -88,12 +100,16 @@ class DeepSpeedRole:
         warmup = max(0, cfg.warmup_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
+        self.zero_stage, precision = deepspeed_precision(cfg.zero_stage, spec.dtype)
+        if self.zero_stage != cfg.zero_stage and rank == 0:
+            print(f"[rltrain] {type(self).__name__}: bf16 weights accumulate gradients in fp32, which DeepSpeed does "
+                  f"from ZeRO-1 on: zero_stage {cfg.zero_stage} runs as {self.zero_stage}", flush=True)
         ds_config = {
             "train_micro_batch_size_per_gpu": 1,
             "gradient_accumulation_steps": 1,
             "gradient_clipping": cfg.grad_clip,
-            "zero_optimization": {"stage": cfg.zero_stage},
-            "bf16": {"enabled": spec.dtype == "bfloat16"},
+            "zero_optimization": {"stage": self.zero_stage},
+            **precision,
             "zero_allow_untested_optimizer": True,
             "zero_force_ds_cpu_optimizer": False,
             "steps_per_print": 10**9,
@@ -141,13 +157,15 @@ class DeepSpeedRole:
             else:
                 self.engine.step()  # the optimizer steps at the last micro-batch (accumulation boundary)
             metrics.append(m)
-        skipped = grad_norm is not None and not math.isfinite(grad_norm)
-        if grad_norm is None:
+        if grad_norm is None:  # ZeRO 1-3: the optimizer computed the norm in its step
             grad_norm = self.engine.get_global_grad_norm()
-            if grad_norm is not None and not math.isfinite(float(grad_norm)):
+            dropped = getattr(self.engine.optimizer, "overflow", False)  # the optimizer skipped the step itself
+            if grad_norm is not None and not math.isfinite(float(grad_norm)) and not dropped:
                 raise FloatingPointError(
-                    f"non-finite gradient norm ({grad_norm}) under ZeRO-{self.cfg.zero_stage}: its optimizer applied the "
-                    "step before rltrain could skip it, so the run stops here (ZeRO-0 skips such steps)")
+                    f"non-finite gradient norm ({grad_norm}) under ZeRO-{self.zero_stage}: its optimizer applied the "
+                    "step before rltrain could skip it, so the run stops here (ZeRO-0, and DeepSpeed's optimizers "
+                    "that detect it, skip such steps)")
+        skipped = grad_norm is not None and not math.isfinite(float(grad_norm))
         import resource
 
         return {"algo": metrics, "faults/skipped": float(skipped),
@@ -171,7 +189,7 @@ class DeepSpeedRole:
     def _grad_norm(self) -> float | None:
         """Global gradient norm before clipping. ZeRO-0 keeps reduced gradients in `.grad` after the
         boundary backward; ZeRO 1-3 report it from their optimizer after the step."""
-        if self.cfg.zero_stage == 0:
+        if self.zero_stage == 0:
             grads = [p.grad.detach().float().norm() ** 2 for p in self.engine.module.parameters() if p.grad is not None]
             return float(torch.stack(grads).sum().sqrt()) if grads else 0.0
         return None
@@ -184,7 +202,7 @@ class DeepSpeedRole:
 
         if self.lora:
             return lora.merged_params(self.engine.module)
-        return iter_full_params(self.engine.module, self.cfg.zero_stage == 3)
+        return iter_full_params(self.engine.module, self.zero_stage == 3)
 
     def _tied(self) -> bool:
         module = self.engine.module.get_base_model() if self.lora else self.engine.module
@@ -218,7 +236,7 @@ class DeepSpeedRole:
         if part == "policy":
             values = [v for _, v in self._full_params()]
         else:
-            named = full_state_dict(self.engine.module, self.cfg.zero_stage == 3)
+            named = full_state_dict(self.engine.module, self.zero_stage == 3)
             values = [v for n, v in named.items() if ("lora_" in n) == (part == "adapter")]
         return float(sum(v.double().abs().sum() for v in values))
 

@@ -94,7 +94,7 @@ class Learner(DeepSpeedRole):
 
         if self.lora:
             return lora.merged_params(self.engine.module)
-        return iter_sync_params(self.engine.module, self.cfg.zero_stage == 3, self.rank == 0, host)
+        return iter_sync_params(self.engine.module, self.zero_stage == 3, self.rank == 0, host)
 
     def _engine_params(self, engine_dtype: str | None, host: bool = False):
         """The weight sync's (name, tensor) stream (`_sync_params`) in the engines' precision (a float32

@@ -43,13 +43,14 @@ def _batch(vocab: int, n_groups: int = 4, group: int = 5, shared_prompts: bool =
 
 
 def _learners(model: str, ranks: int, zero: int, spec: dict, checkpointing: bool = False,
-              share_prompts: bool = False) -> RankGroup:
+              share_prompts: bool = False, dtype: str = "float32") -> RankGroup:
     cfg = LearnerConfig(num_ranks=ranks, zero_stage=zero, lr=1e-3, grad_clip=0.0, threads=1,
                         share_prompts=share_prompts)
     port = free_port()
     return RankGroup([ray.remote(Learner).options(num_cpus=0.5).remote(
         RankSpec(model_path=model, cfg=cfg, rank=r, world_size=ranks, master=("127.0.0.1", port),
-                 gradient_checkpointing=checkpointing), temperature=1.0, algorithm=spec) for r in range(ranks)])
+                 gradient_checkpointing=checkpointing, dtype=dtype), temperature=1.0, algorithm=spec)
+        for r in range(ranks)])
 
 
 def _logprobs(learners: RankGroup, batch: RolloutBatch) -> torch.Tensor:
@@ -208,3 +209,32 @@ def test_critic_value_loss_is_invariant_to_micro_batch_and_rank_splits(ray_sessi
     finally:
         one.kill()
         two.kill()
+
+
+@pytest.mark.parametrize("dtype,zero", [("bfloat16", 0), ("float32", 2)])
+def test_non_finite_steps_dropped_by_the_optimizer_count_as_skipped(ray_session, default_model, dtype, zero):
+    """bf16 weights at learner.zero_stage 0 run DeepSpeed's BF16 optimizer (ZeRO-1's path): fp32 master weights
+    and fp32 gradient buffers summed over the micro-batches. A non-finite gradient that DeepSpeed's optimizer
+    drops itself (the BF16 optimizer; fp32 weights at ZeRO-2) counts as a skipped step, the weights untouched,
+    not a stopped run."""
+    from transformers import AutoConfig
+
+    spec = {"preset": "grpo", "regularizer": {"name": "none"}}
+    batch, _ = algorithms.build(spec).prepare(_batch(AutoConfig.from_pretrained(default_model).vocab_size))
+    learners = _learners(default_model, 1, zero, spec, dtype=dtype)
+    try:
+        m = update_minibatch(learners, batch, micro_batch_size=4, group_aligned=False)  # 5 micro-batches
+        assert m["faults/skipped"] == 0 and 0 < m["actor/grad_norm"] < float("inf")
+        if dtype == "bfloat16":
+            info = ray.get(learners[0].__ray_call__.remote(lambda self: (
+                self.zero_stage, type(self.engine.optimizer).__name__,
+                {str(g.dtype) for g in self.engine.optimizer.fp32_groups_gradients_flat},
+                str(next(self.engine.module.parameters()).dtype))))
+            assert info == (1, "BF16_Optimizer", {"torch.float32"}, "torch.bfloat16")
+        learners.call("set_algorithm", {**spec, "objective": {"name": "rltrain_user_parts:NaNObjective"}})
+        before = ray.get(learners[0].param_checksum.remote())
+        m = update_minibatch(learners, batch, micro_batch_size=4, group_aligned=False)
+        assert m["faults/skipped"] == 1
+        assert ray.get(learners[0].param_checksum.remote()) == before
+    finally:
+        learners.kill()
