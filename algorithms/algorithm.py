@@ -71,8 +71,8 @@ def _writes_declared(stage: Any, kind: str, batch: RolloutBatch) -> Iterator[dic
 def _check_writes(stage: Any, kind: str, before: dict[str, Any], batch: RolloutBatch) -> None:
     declared = {f.value for f in _fields(stage, "writes", kind)}
     after = _snapshot(batch)
-    undeclared = sorted(name for name, value in after.items()
-                        if _replaced(before.get(name), value) and name not in declared)
+    undeclared = sorted(name for name in before.keys() | after.keys()  # a deleted stage field counts too
+                        if _replaced(before.get(name), after.get(name)) and name not in declared)
     if undeclared:
         raise RuntimeError(f"{kind} stage {stage.name!r} set batch fields it does not declare in `writes`: "
                            f"{', '.join(undeclared)}")

@@ -250,3 +250,7 @@ def test_the_algorithm_section_has_one_entry_per_stage_kind():
     assert STAGES == algorithms.STAGE_KINDS
     modes = {m: algorithms.REGISTRY["aggregation"][m] for m in algorithms.AGG_MODES}
     assert len(set(modes.values())) == len(modes) and all(cls.mode == m for m, cls in modes.items())
+    import pickle
+
+    built = algorithms.build({"preset": "dr_grpo"})
+    assert pickle.loads(pickle.dumps(built)).aggregation.mode == built.aggregation.mode

@@ -427,3 +427,15 @@ def test_deepspeed_precision_accumulates_bf16_gradients_in_fp32():
     bf16 = {"bf16": {"enabled": True}, "data_types": {"grad_accum_dtype": "fp32"}}
     assert [deepspeed_precision(z, "float32") for z in range(4)] == [(z, fp32) for z in range(4)]
     assert [deepspeed_precision(z, "bfloat16") for z in range(4)] == [(1, bf16), (1, bf16), (2, bf16), (3, bf16)]
+
+
+def test_a_supervised_loop_stops_at_a_skipped_step():
+    """SFT, DPO and reward-model training stop at a step any rank skipped for a non-finite gradient."""
+    from rltrain.workers.deepspeed_role import stop_if_skipped
+
+    ok = {"faults/skipped": 0.0, "actor/grad_norm": 1.5}
+    stop_if_skipped([ok, ok], "sft", 3)
+    with pytest.raises(FloatingPointError, match=r"^dpo step 4: non-finite gradient \(norm inf\); the optimizer step "
+                                                 r"was skipped and the run stops here"):
+        stop_if_skipped([{"faults/skipped": 0.0, "actor/grad_norm": float("inf")},
+                         {"faults/skipped": 1.0, "actor/grad_norm": float("inf")}], "dpo", 4)

@@ -31,5 +31,13 @@ class ModeAggregation(Aggregation):
         return aggregation_weights(m, self.mode, batch.group_ids, self.params.length_budget or batch.response_budget())
 
 
+def _mode_class(mode: str) -> type:
+    """The stage class of one mode, bound in this module under its name (so built algorithms pickle)."""
+    name = "Aggregation_" + mode.replace("-", "_")
+    cls = type(name, (ModeAggregation,), {"mode": mode, "__module__": __name__, "__qualname__": name})
+    globals()[name] = cls
+    return cls
+
+
 for _mode in AGG_MODES:
-    register("aggregation", _mode)(type(f"Aggregation[{_mode}]", (ModeAggregation,), {"mode": _mode}))
+    register("aggregation", _mode)(_mode_class(_mode))

@@ -27,6 +27,7 @@ from rltrain.dpo.data import encode_pairs, pack_pairs, reference_rows, summed
 from rltrain.dpo.losses import NEEDS_REFERENCE
 from rltrain.driver.recovery import checkpoint
 from rltrain.rm.train import _pairs, rank_shards
+from rltrain.workers.deepspeed_role import stop_if_skipped
 
 
 def run_paths(cfg: DPOConfig) -> tuple[Path, Path | None]:
@@ -186,6 +187,7 @@ class DPOTrainer:
         batch = self._batch(self.train, self.ref_train, idx)
         t_ref = time.perf_counter() - t0
         outs = self.ranks.call_each("train_minibatch", rank_shards(batch, len(self.ranks), self.cfg.learner.micro_batch_size))
+        stop_if_skipped(outs, "dpo", self.step_idx + 1)
         m = algorithms.reduce_metrics([x for o in outs for x in o["algo"]])
         m.update({"grad_norm": outs[0]["actor/grad_norm"], "learning_rate": outs[0]["actor/lr"],
                   "timing_s/reference": t_ref, "timing_s/step": time.perf_counter() - t0})

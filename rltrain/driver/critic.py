@@ -53,5 +53,5 @@ def update_critic(critic: RankGroup, batch: RolloutBatch, cfg: CriticConfig) -> 
             metrics.append({k.replace("actor/", "critic/").replace("perf/learner_", "perf/critic_"): v
                             for k, v in step.items() if not k.startswith("timing_s/")})
     out = {k: sum(m.get(k, 0.0) for m in metrics) / len(metrics) for k in metrics[-1]}
-    out.pop("faults/skipped", None)
+    out["faults/critic_skipped"] = out.pop("faults/skipped", 0.0)  # counted with the policy's by the trainer
     return out

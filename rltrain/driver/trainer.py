@@ -164,7 +164,7 @@ class Trainer:
                     metrics.update(self.update(batch))
                 if self.actors.critic is not None:
                     metrics.update(update_critic(self.actors.critic, batch, self.cfg.critic))
-            restart.count_skipped(self, metrics.pop("faults/skipped", 0.0))
+            restart.count_skipped(self, metrics.pop("faults/skipped", 0.0) + metrics.pop("faults/critic_skipped", 0.0))
             with self._timer("weight_sync_total"):
                 metrics.update(self.sync_weights())
         metrics.update({f"timing_s/{k}": v for k, v in self.timings.items()})

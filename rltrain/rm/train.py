@@ -20,6 +20,7 @@ import torch
 
 from rltrain.config.rm import RMConfig
 from rltrain.rm.preferences import PreferencePair, builtin_pairs, load_pairs
+from rltrain.workers.deepspeed_role import stop_if_skipped
 from rltrain.workers.reward_model_learner import PairBatch
 
 
@@ -119,6 +120,7 @@ class RewardModelTrainer:
                      seed=cfg.train.seed)) for r in range(n)])
         self.gen = torch.Generator().manual_seed(cfg.train.seed)
         self.order, self.cursor = torch.randperm(len(self.train), generator=self.gen), 0
+        self.step_idx = 0
 
     def _next_pairs(self) -> PairBatch:
         k = self.cfg.train.pairs_per_step
@@ -146,6 +148,8 @@ class RewardModelTrainer:
 
         shards = rank_shards(self._next_pairs(), len(self.ranks), self.cfg.learner.micro_batch_size)
         outs = self.ranks.call_each("train_minibatch", shards)
+        self.step_idx += 1
+        stop_if_skipped(outs, "reward model", self.step_idx)
         metrics = algorithms.reduce_metrics([m for o in outs for m in o["algo"]])
         metrics["rm/grad_norm"], metrics["rm/lr"] = outs[0]["actor/grad_norm"], outs[0]["actor/lr"]
         return metrics

@@ -25,6 +25,7 @@ from rltrain.data.datasets import DataError
 from rltrain.data.sources import iter_records
 from rltrain.sft.batches import rank_shards, to_rows
 from rltrain.sft.data import Example, encode, to_example
+from rltrain.workers.deepspeed_role import stop_if_skipped
 
 __all__ = ["SFTTrainer", "load_examples"]
 
@@ -147,6 +148,7 @@ class SFTTrainer:
         outs = self.ranks.call_each("train_minibatch", rank_shards(batch, len(self.ranks), self.cfg.learner.micro_batch_size,
                                                                   self.cfg.learner.max_tokens_per_micro_batch))
         self.step_idx += 1
+        stop_if_skipped(outs, "sft", self.step_idx)
         metrics = algorithms.reduce_metrics([m for o in outs for m in o["algo"]])
         metrics.update({"sft/grad_norm": outs[0]["actor/grad_norm"], "sft/lr": outs[0]["actor/lr"],
                         "sft/rows": float(len(batch)), "sft/tokens": float(batch.loss_mask.sum()),

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["DeepSpeedRole", "RankSpec", "compile_decoder_layers", "deepspeed_precision", "enable_gradient_checkpointing"]
+__all__ = ["DeepSpeedRole", "RankSpec", "compile_decoder_layers", "deepspeed_precision", "enable_gradient_checkpointing",
+           "stop_if_skipped"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,15 @@ def deepspeed_precision(zero_stage: int, dtype: str) -> tuple[int, dict[str, Any
     if dtype != "bfloat16":
         return zero_stage, {"bf16": {"enabled": False}}
     return max(zero_stage, 1), {"bf16": {"enabled": True}, "data_types": {"grad_accum_dtype": "fp32"}}
+
+
+def stop_if_skipped(outs: list[dict[str, Any]], what: str, step: int) -> None:
+    """A supervised loop (SFT, DPO, reward model) stops at a step whose optimizer update was skipped for a
+    non-finite gradient (`train_minibatch`'s `faults/skipped` on any rank): on fixed data that means a
+    broken row or a learning rate too high, not noise to ride out."""
+    if any(o["faults/skipped"] for o in outs):
+        raise FloatingPointError(f"{what} step {step}: non-finite gradient (norm {outs[0]['actor/grad_norm']}); the "
+                                 "optimizer step was skipped and the run stops here (check the data and the lr)")
 
 
 class DeepSpeedRole:
@@ -160,6 +170,8 @@ class DeepSpeedRole:
         if grad_norm is None:  # ZeRO 1-3: the optimizer computed the norm in its step
             grad_norm = self.engine.get_global_grad_norm()
             dropped = getattr(self.engine.optimizer, "overflow", False)  # the optimizer skipped the step itself
+            if dropped and self.engine.lr_scheduler is not None:
+                self.engine.lr_scheduler.step()  # as at ZeRO-0 (`_step_without_update`): the schedule moves on
             if grad_norm is not None and not math.isfinite(float(grad_norm)) and not dropped:
                 raise FloatingPointError(
                     f"non-finite gradient norm ({grad_norm}) under ZeRO-{self.zero_stage}: its optimizer applied the "
@@ -213,7 +225,13 @@ class DeepSpeedRole:
         self.engine.save_checkpoint(ckpt_dir, tag="learner", client_state={}, exclude_frozen_parameters=self.lora)
 
     def load(self, ckpt_dir: str) -> None:
-        path, _ = self.engine.load_checkpoint(ckpt_dir, tag="learner", load_module_strict=not self.lora)
+        module_only = self.zero_stage > 0 and not any(Path(ckpt_dir, "learner").glob("*optim_states.pt"))
+        if module_only and self.rank == 0:  # written at ZeRO-0: bf16 at stage 0 before it ran as stage 1
+            print(f"[rltrain] {ckpt_dir}: a ZeRO-0 checkpoint loaded by a ZeRO-{self.zero_stage} engine: the weights "
+                  "are restored, the optimizer state starts afresh (the resumed run is not the uninterrupted one)",
+                  flush=True)
+        path, _ = self.engine.load_checkpoint(ckpt_dir, tag="learner", load_module_strict=not self.lora,
+                                              load_module_only=module_only)
         if path is None:
             raise FileNotFoundError(f"no learner checkpoint under {ckpt_dir}")
 

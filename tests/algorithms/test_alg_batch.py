@@ -78,6 +78,11 @@ def test_stage_fields_are_declared_shaped_and_travel_with_their_rows():
     wide = b.padded(9, 0)
     assert wide.get(per_tok).shape == (12, 9) and not wide.get(per_tok)[:, 7:].any()
     assert torch.equal(wide.get(LABELS), b.get(LABELS))
+    assert b.to("meta").get(per_tok).device.type == "meta" and b.to("meta").get(LABELS).device.type == "meta"
+    import pickle
+
+    back = pickle.loads(pickle.dumps(b))  # how a batch reaches a Ray actor
+    assert torch.equal(back.get(LABELS), b.get(LABELS)) and torch.equal(back.get(per_tok), b.get(per_tok))
     c = b.copy()
     c.put(LABELS, torch.zeros(12))
     assert b.get(LABELS).sum() == 66  # a copy owns its stage fields

@@ -117,7 +117,13 @@ def test_a_stage_that_sets_an_undeclared_field_fails_naming_it():
             batch.token_weights = torch.ones_like(batch.response_mask)
             return {}
 
+    class SneakyDelete(SneakyClip):
+        def prepare(self, batch):
+            batch.stage_fields.pop("labels")  # dropping an earlier stage's field is a write too
+            return {}
+
     mod.SneakyClip, mod.DeclaredClip, mod.SneakyWeights = SneakyClip, DeclaredClip, SneakyWeights
+    mod.SneakyDelete = SneakyDelete
     sys.modules["my_ext_writers"] = mod
     try:
         sneaky = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:SneakyClip"}})
@@ -127,6 +133,9 @@ def test_a_stage_that_sets_an_undeclared_field_fails_naming_it():
         weights = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:SneakyWeights"}})
         with pytest.raises(RuntimeError, match="does not declare in `writes`: token_weights"):
             weights.prepare(random_batch())
+        deleting = algorithms.build({"preset": "pacs", "objective": {"name": "my_ext_writers:SneakyDelete"}})
+        with pytest.raises(RuntimeError, match="does not declare in `writes`: labels"):
+            deleting.prepare(random_batch())
         batch, _ = algorithms.build({"preset": "dr_grpo", "objective": {"name": "my_ext_writers:DeclaredClip"}}).prepare(
             random_batch())
         assert torch.all(batch.get(CLIP_LOW) == 0.5)

@@ -238,3 +238,24 @@ def test_non_finite_steps_dropped_by_the_optimizer_count_as_skipped(ray_session,
         assert ray.get(learners[0].param_checksum.remote()) == before
     finally:
         learners.kill()
+
+
+def test_a_zero0_checkpoint_loads_into_a_zero2_learner_weights_only(ray_session, default_model, tmp_path):
+    """A checkpoint written at ZeRO-0 (as bf16 learners were before they ran at stage 1) holds no ZeRO
+    optimizer partitions: a learner at a higher stage restores its weights, says the optimizer state
+    starts afresh, and trains on (before: FileNotFoundError inside DeepSpeed)."""
+    from transformers import AutoConfig
+
+    spec = {"preset": "grpo", "regularizer": {"name": "none"}}
+    batch, _ = algorithms.build(spec).prepare(_batch(AutoConfig.from_pretrained(default_model).vocab_size))
+    zero0, zero2 = _learners(default_model, 1, 0, spec), _learners(default_model, 1, 2, spec)
+    try:
+        update_minibatch(zero0, batch, micro_batch_size=len(batch), group_aligned=False)
+        zero0.call("save", str(tmp_path))
+        zero2.call("load", str(tmp_path))
+        assert ray.get(zero2[0].param_checksum.remote()) == ray.get(zero0[0].param_checksum.remote())
+        m = update_minibatch(zero2, batch, micro_batch_size=len(batch), group_aligned=False)
+        assert m["faults/skipped"] == 0 and math.isfinite(m["actor/grad_norm"])
+    finally:
+        zero0.kill()
+        zero2.kill()

@@ -29,8 +29,9 @@ def restart_actors(trainer: Any) -> None:
 
 
 def count_skipped(trainer: Any, skipped_share: float) -> None:
-    """A step whose optimizer update was skipped (a non-finite gradient; the learners left weights and
-    optimizer state alone): counted, and more than `trainer.max_skipped_steps` in a row stop the run."""
+    """A step whose optimizer update was skipped (a non-finite gradient in the policy's or the critic's
+    update; the ranks left weights and optimizer state alone): counted, and more than
+    `trainer.max_skipped_steps` in a row stop the run."""
     if not skipped_share:
         trainer.skipped_in_a_row = 0
         return
