@@ -13,7 +13,10 @@ summed in fp32 as DeepSpeed does, once with the model in fp32 and once in bf16. 
 the cosine and relative distance between the bf16 and fp32 gradients of one batch, the share of
 elements whose sign agrees (Adam's first step is lr x sign(g) per element), against the same figures
 between the fp32 gradients of batch A and batch B (how much one batch's draw moves the step), and
-the per-token log-prob gap between the two precisions.
+the per-token log-prob gap between the two precisions. And what summing the bf16 model's micro-batch
+gradients in bf16 instead would lose (DeepSpeed did that at ZeRO-0 until rltrain set its fp32
+accumulation): the bf16-summed gradient against the fp32-summed one of the same bf16 micro-batch
+gradients, at the config's micro-batch size and at `--small-micro` rows (more micro-batches).
 """
 
 from __future__ import annotations
@@ -71,9 +74,11 @@ def sample_batches(model_dir: str, n_prompts: int, seed: int, group_size: int, t
     return [batch(useful[:groups_per_batch]), batch(useful[groups_per_batch:2 * groups_per_batch])]
 
 
-def gradient(model: torch.nn.Module, batch, micro: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(flat fp32 gradient of the GRPO loss over the batch, log-probs) under `model` (its weights are not
-    changed); micro-batches of `micro` rows, their gradients summed in fp32."""
+def gradient(model: torch.nn.Module, batch, micro: int,
+             temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(flat gradient of the GRPO loss over the batch with micro-batch gradients summed in fp32, the same
+    summed in the model's dtype, log-probs) under `model` (its weights are not changed); micro-batches
+    of `micro` rows."""
     import algorithms
 
     from rltrain.workers.logprobs import response_logprobs
@@ -81,6 +86,7 @@ def gradient(model: torch.nn.Module, batch, micro: int, temperature: float) -> t
     algo = algorithms.build({"preset": "grpo"})
     prepared, _ = algo.prepare(batch)
     total = [torch.zeros(p.shape, dtype=torch.float32) for p in model.parameters()]
+    lowp = [torch.zeros(p.shape, dtype=p.dtype) for p in model.parameters()]
     logps = torch.zeros(batch.response_ids.shape)
     for a in range(0, len(batch), micro):
         idx = torch.arange(a, min(a + micro, len(batch)))
@@ -90,12 +96,13 @@ def gradient(model: torch.nn.Module, batch, micro: int, temperature: float) -> t
         mb.old_logp = mb.prox_logp = mb.ref_logp = logp.detach()  # one on-policy step from the reference
         loss, _ = algo.loss(logp, mb, entropy=ent)
         loss.backward()
-        for t, p in zip(total, model.parameters()):
+        for t, low, p in zip(total, lowp, model.parameters()):
             if p.grad is not None:
                 t += p.grad.float()
+                low += p.grad
                 p.grad = None
         logps[idx] = logp.detach().float()
-    return torch.cat([t.flatten() for t in total]), logps
+    return torch.cat([t.flatten() for t in total]), torch.cat([t.flatten().float() for t in lowp]), logps
 
 
 def compare(g: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
@@ -116,6 +123,7 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=24)
     p.add_argument("--groups", type=int, default=4, help="groups per batch (the config's prompts_per_step)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small-micro", type=int, default=2, help="rows per micro-batch of the second accumulation check")
     p.add_argument("--out", default=str(ROOT / "docs" / "precision.json"))
     args = p.parse_args()
     from rltrain.config.hardware import cpu_description
@@ -128,12 +136,16 @@ def main() -> None:
     t0 = time.perf_counter()
     a, b = sample_batches(model_dir, args.prompts, args.seed, rc["n_samples"], rc["temperature"],
                                rc["max_new_tokens"], args.groups)
-    grads, logps = {}, {}
+    grads, logps, accum = {}, {}, {}
+    micro = cfg["learner"]["micro_batch_size"]
     for dt in (torch.float32, torch.bfloat16):
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").to(dt)
         for name, batch in (("A", a), ("B", b)):
-            grads[name, dt], logps[name, dt] = gradient(model, batch, cfg["learner"]["micro_batch_size"],
-                                                        rc["temperature"])
+            grads[name, dt], low, logps[name, dt] = gradient(model, batch, micro, rc["temperature"])
+            if dt == torch.bfloat16:
+                accum[f"bf16_sum_vs_fp32_sum_{name}_micro{micro}"] = compare(low, grads[name, dt])
+                g32, g16, _ = gradient(model, batch, args.small_micro, rc["temperature"])
+                accum[f"bf16_sum_vs_fp32_sum_{name}_micro{args.small_micro}"] = compare(g16, g32)
         del model
     mask = {"A": a.response_mask, "B": b.response_mask}
     gap = lambda n: float(((logps[n, torch.bfloat16] - logps[n, torch.float32]).abs() * mask[n]).sum()  # noqa: E731
@@ -143,7 +155,7 @@ def main() -> None:
               "bf16_vs_fp32_A": compare(grads["A", torch.bfloat16], grads["A", torch.float32]),
               "bf16_vs_fp32_B": compare(grads["B", torch.bfloat16], grads["B", torch.float32]),
               "fp32_A_vs_fp32_B": compare(grads["B", torch.float32], grads["A", torch.float32]),
-              "logp_gap_A": gap("A"), "logp_gap_B": gap("B")}
+              "logp_gap_A": gap("A"), "logp_gap_B": gap("B"), **accum}
     print(json.dumps(result, indent=1))
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
