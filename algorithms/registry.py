@@ -49,7 +49,9 @@ def resolve(kind: str, name: Any, key: str) -> type:
     if ":" in name:
         mod_name, _, attr = name.partition(":")
         try:
-            obj = getattr(importlib.import_module(mod_name), attr)
+            obj = importlib.import_module(mod_name)
+            for part in attr.split("."):  # "pkg.mod:Outer.Inner" reaches a nested object, as in rewards/
+                obj = getattr(obj, part)
         except (ImportError, AttributeError) as e:
             raise ConfigError(key, f"cannot import {name!r}: {e}") from None
         return obj

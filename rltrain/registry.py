@@ -36,7 +36,9 @@ def load_class(name: str, registry: dict[str, str], key: str, methods: tuple[str
     target = registry.get(name, name)
     mod_name, _, attr = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(mod_name), attr)
+        cls = importlib.import_module(mod_name)
+        for part in attr.split("."):  # "pkg.mod:Outer.Inner" reaches a nested class, as in algorithms/, rewards/
+            cls = getattr(cls, part)
     except (ImportError, AttributeError) as e:
         raise ValueError(f"{key}={name!r}: cannot import {target!r}: {e}") from None
     missing = [m for m in methods if not callable(getattr(cls, m, None))]

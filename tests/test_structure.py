@@ -166,3 +166,45 @@ def test_unknown_engine_fails_in_seconds_listing_the_allowed_ones():
     assert proc.returncode == 2, proc.stderr
     assert "rollout.engine" in proc.stderr and "transformers" in proc.stderr and "vllm" in proc.stderr
     assert elapsed < 30, f"took {elapsed:.1f}s"
+
+
+def test_the_three_import_path_resolvers_share_one_rule():
+    """A stage (algorithms/), a schedule, engine or environment (rltrain/registry.py) and a reward (rewards/)
+    are each named by `pkg.mod:attr`, where a dotted attr reaches a nested object; a missing attribute
+    is an error naming the path. (Three resolvers, one per package: rewards/ and algorithms/ are standalone
+    and rltrain/registry.py imports only the standard library.)"""
+    import sys
+    import types
+
+    import pytest
+
+    import rewards
+    from algorithms.registry import ConfigError, resolve
+    from algorithms.stages.base import Objective as BaseObjective
+    from rltrain.registry import load_class
+
+    mod = types.ModuleType("my_nested_parts")
+
+    class Outer:
+        class Objective(BaseObjective):
+            pass
+
+        class Schedule:
+            pass
+
+        @staticmethod
+        def reward(prompts, completions, **columns):
+            return [1.0 for _ in completions]
+
+    mod.Outer = Outer
+    sys.modules["my_nested_parts"] = mod
+    try:
+        assert resolve("objective", "my_nested_parts:Outer.Objective", "k") is Outer.Objective
+        assert load_class("my_nested_parts:Outer.Schedule", {}, "k") is Outer.Schedule
+        assert rewards.load("my_nested_parts:Outer.reward")(["p"], ["c"]) == [1.0]
+        with pytest.raises(ConfigError, match="cannot import 'my_nested_parts:Outer.Missing'"):
+            resolve("objective", "my_nested_parts:Outer.Missing", "k")
+        with pytest.raises(ValueError, match="cannot import 'my_nested_parts:Outer.Missing'"):
+            load_class("my_nested_parts:Outer.Missing", {}, "k")
+    finally:
+        del sys.modules["my_nested_parts"]
