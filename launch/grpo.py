@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary = trainer.run()
+    except FloatingPointError as e:  # non-finite gradients: the run stops, its checkpoints kept
+        from rltrain.workers.group import stop_reason
+
+        print(f"stopped: {stop_reason(e)}", file=sys.stderr)
+        return 1
     finally:
         trainer.close()
         import ray

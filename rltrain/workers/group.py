@@ -12,6 +12,13 @@ from typing import Any, Sequence
 import ray
 
 
+def stop_reason(error: BaseException) -> str:
+    """One line for a run that stops on an error raised in the driver or in an actor (a RayTaskError's text
+    carries the remote traceback; its cause's first line is the message)."""
+    cause = getattr(error, "cause", None) or error
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
 class RankGroup:
     """The actors of one role (learner ranks, rollout workers), called together."""
 

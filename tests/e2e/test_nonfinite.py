@@ -43,3 +43,27 @@ def test_nan_loss_skips_steps_then_stops(tmp_path, ray_session, default_model, c
         assert "reward 'overconfident_reward': sample 0 scored 2, outside its range [0, 1]; scored 0.0" in caplog.text
     finally:
         trainer.close()
+
+
+def test_launch_stops_with_one_line_when_gradients_stay_non_finite(tmp_path, default_model):
+    """Through launch/grpo.py as a user runs it: past `trainer.max_skipped_steps` the run ends with exit 1 and
+    one line on stderr naming why and where the last checkpoint is, not a traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "tests" / "e2e"), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "launch/grpo.py", f"model.path={default_model}", "rollout.engine=transformers",
+         "rollout.prompts_per_step=2", "rollout.n_samples=4", "rollout.max_new_tokens=4", "trainer.steps=3",
+         "trainer.max_skipped_steps=0", "algorithm.objective.name=rltrain_user_parts:NaNObjective",
+         "eval.max_prompts=4", "logging.wandb=false", "logging.report=false", "data.n_train=50", "data.n_test=4",
+         f"trainer.output_dir={tmp_path}", "trainer.run_name=nan"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    stopped = [line for line in run.stderr.splitlines() if line.startswith("stopped: ")]
+    assert stopped == [f"stopped: 1 steps in a row had non-finite gradients (trainer.max_skipped_steps=0); "
+                       f"stopping. The last complete checkpoint is under {tmp_path / 'nan' / 'checkpoints'}"]
