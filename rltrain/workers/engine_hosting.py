@@ -49,10 +49,6 @@ class EngineInLearner:
 
 
 def engine_hosting(plan: Plan) -> EnginesInOwnActors | EngineInLearner:
-    """The hosting the plan's engines ask for (engine 0 tells: every engine of a plan is hosted alike)."""
-    hosts = {a.in_actor for a in plan.actors if a.role == "rollout"}
-    if hosts == {"learner/0"}:
-        return EngineInLearner()
-    if hosts - {None}:
-        raise ValueError(f"rollout engines hosted in {sorted(h for h in hosts if h)}: only learner/0 can host one")
-    return EnginesInOwnActors()
+    """The hosting the plan's engines ask for (a colocated plan's engine lives in learner/0)."""
+    inside = any(a.in_actor == "learner/0" for a in plan.actors if a.role == "rollout")
+    return EngineInLearner() if inside else EnginesInOwnActors()
